@@ -1,0 +1,493 @@
+//! The PostgreSQL backend. Bulk inserts bind one array per column and `UNNEST` them, so a
+//! group commit costs one statement per table whatever its size; the writer keeps its own
+//! connection. Chain heads are locked `FOR UPDATE`, so several refuge processes can share
+//! one database without forking a chain.
+
+use crate::backend::{Backend, BackupRow, CaseListRow, ExportSink, WriteConn};
+use crate::error::{Result, StoreError};
+use crate::rows::*;
+use async_trait::async_trait;
+use futures_util::TryStreamExt;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::{ConnectOptions, Connection};
+use std::str::FromStr;
+use std::time::Duration;
+use uuid::Uuid;
+
+row_decoders!(PgRow);
+
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/postgres/0001_init.sql"))];
+/// Advisory lock key serialising migrations between processes ("refuge" in ASCII).
+const MIGRATION_LOCK: i64 = 0x7265_6675_6765;
+
+/// PostgreSQL.
+pub(crate) struct PgBackend {
+    pool: PgPool,
+    opts: PgConnectOptions,
+}
+
+impl PgBackend {
+    pub(crate) async fn connect(url: &str) -> Result<Self> {
+        let opts = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::UnsupportedUrl(format!("postgres URL: {e}")))?
+            .application_name("refuge")
+            .log_statements(tracing::log::LevelFilter::Trace);
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(opts.clone())
+            .await?;
+        Ok(Self { pool, opts })
+    }
+}
+
+struct PgWriter {
+    conn: PgConnection,
+}
+
+async fn exec(conn: &mut PgConnection, sql: &'static str) -> Result<()> {
+    sqlx::raw_sql(sql).execute(conn).await?;
+    Ok(())
+}
+
+fn col<T, U>(rows: &[T], f: impl Fn(&T) -> U) -> Vec<U> {
+    rows.iter().map(f).collect()
+}
+
+#[async_trait]
+impl WriteConn for PgWriter {
+    async fn begin(&mut self) -> Result<()> {
+        exec(&mut self.conn, "BEGIN").await
+    }
+
+    async fn commit(&mut self) -> Result<()> {
+        exec(&mut self.conn, "COMMIT").await
+    }
+
+    async fn rollback(&mut self) -> Result<()> {
+        exec(&mut self.conn, "ROLLBACK").await
+    }
+
+    async fn lock_head(&mut self, org: Uuid) -> Result<Option<(i64, Vec<u8>)>> {
+        // Make sure a head row exists so that it can be locked even for a new chain.
+        sqlx::query("INSERT INTO chain_heads (organisation_id, seq, hash) VALUES ($1, 0, $2) ON CONFLICT DO NOTHING")
+            .bind(org)
+            .bind(vec![0u8; 32])
+            .execute(&mut self.conn)
+            .await?;
+        let head: Option<(i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT seq, hash FROM chain_heads WHERE organisation_id = $1 FOR UPDATE",
+        )
+        .bind(org)
+        .fetch_optional(&mut self.conn)
+        .await?;
+        Ok(head.filter(|(seq, _)| *seq > 0))
+    }
+
+    async fn case_version(&mut self, id: Uuid) -> Result<Option<(Uuid, i64)>> {
+        Ok(
+            sqlx::query_as("SELECT organisation_id, version FROM cases WHERE id = $1 FOR UPDATE")
+                .bind(id)
+                .fetch_optional(&mut self.conn)
+                .await?,
+        )
+    }
+
+    async fn application_state(&mut self, id: Uuid) -> Result<Option<(Uuid, String, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT organisation_id, state, version FROM applications WHERE id = $1 FOR UPDATE",
+        )
+        .bind(id)
+        .fetch_optional(&mut self.conn)
+        .await?)
+    }
+
+    async fn write_rows(&mut self, b: &RowBatch) -> Result<()> {
+        let c = &mut self.conn;
+        if !b.meta.is_empty() {
+            sqlx::query("INSERT INTO instance_meta (key, value) SELECT * FROM UNNEST($1::text[], $2::bytea[]) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+                .bind(col(&b.meta, |r| r.key.clone()))
+                .bind(col(&b.meta, |r| r.value.clone()))
+                .execute(&mut *c)
+                .await?;
+        }
+        if !b.orgs.is_empty() {
+            sqlx::query("INSERT INTO organisations (id, kind, name, created_at) SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::int8[])")
+                .bind(col(&b.orgs, |r| r.id))
+                .bind(col(&b.orgs, |r| r.kind.clone()))
+                .bind(col(&b.orgs, |r| r.name.clone()))
+                .bind(col(&b.orgs, |r| r.created_at))
+                .execute(&mut *c)
+                .await?;
+        }
+        if !b.users.is_empty() {
+            sqlx::query("INSERT INTO users (id, organisation_id, login_bidx, wrapped_key, login_ct, display_ct, roles, disabled, version, created_at) SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::bytea[], $4::bytea[], $5::bytea[], $6::bytea[], $7::text[], $8::int8[], $9::int8[], $10::int8[])")
+                .bind(col(&b.users, |r| r.id))
+                .bind(col(&b.users, |r| r.organisation_id))
+                .bind(col(&b.users, |r| r.login_bidx.clone()))
+                .bind(col(&b.users, |r| r.wrapped_key.clone()))
+                .bind(col(&b.users, |r| r.login_ct.clone()))
+                .bind(col(&b.users, |r| r.display_ct.clone()))
+                .bind(col(&b.users, |r| r.roles.clone()))
+                .bind(col(&b.users, |r| r.disabled))
+                .bind(col(&b.users, |r| r.version))
+                .bind(col(&b.users, |r| r.created_at))
+                .execute(&mut *c)
+                .await?;
+        }
+        if !b.persons.is_empty() {
+            sqlx::query("INSERT INTO persons (id, organisation_id, wrapped_key, key_id, pseudonym_ct, identity_ct, created_at, erased_at) SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::bytea[], $4::bytea[], $5::bytea[], $6::bytea[], $7::int8[], $8::int8[])")
+                .bind(col(&b.persons, |r| r.id))
+                .bind(col(&b.persons, |r| r.organisation_id))
+                .bind(col(&b.persons, |r| r.wrapped_key.clone()))
+                .bind(col(&b.persons, |r| r.key_id.clone()))
+                .bind(col(&b.persons, |r| r.pseudonym_ct.clone()))
+                .bind(col(&b.persons, |r| r.identity_ct.clone()))
+                .bind(col(&b.persons, |r| r.created_at))
+                .bind(col(&b.persons, |r| r.erased_at))
+                .execute(&mut *c)
+                .await?;
+        }
+        if !b.lookups.is_empty() {
+            sqlx::query("INSERT INTO person_lookup (organisation_id, bidx, person_id) SELECT * FROM UNNEST($1::uuid[], $2::bytea[], $3::uuid[]) ON CONFLICT DO NOTHING")
+                .bind(col(&b.lookups, |r| r.organisation_id))
+                .bind(col(&b.lookups, |r| r.bidx.clone()))
+                .bind(col(&b.lookups, |r| r.person_id))
+                .execute(&mut *c)
+                .await?;
+        }
+        if !b.cases.is_empty() {
+            sqlx::query("INSERT INTO cases (id, organisation_id, person_id, reference, facts_ct, version, created_at, updated_at) SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::bytea[], $6::int8[], $7::int8[], $8::int8[])")
+                .bind(col(&b.cases, |r| r.id))
+                .bind(col(&b.cases, |r| r.organisation_id))
+                .bind(col(&b.cases, |r| r.person_id))
+                .bind(col(&b.cases, |r| r.reference.clone()))
+                .bind(col(&b.cases, |r| r.facts_ct.clone()))
+                .bind(col(&b.cases, |r| r.version))
+                .bind(col(&b.cases, |r| r.created_at))
+                .bind(col(&b.cases, |r| r.updated_at))
+                .execute(&mut *c)
+                .await?;
+        }
+        if !b.applications.is_empty() {
+            sqlx::query("INSERT INTO applications (id, organisation_id, case_id, programme, state, version, decision_basis, decision_ct, decided_by, decided_at, created_at, updated_at) SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::int8[], $7::text[], $8::bytea[], $9::text[], $10::int8[], $11::int8[], $12::int8[])")
+                .bind(col(&b.applications, |r| r.id))
+                .bind(col(&b.applications, |r| r.organisation_id))
+                .bind(col(&b.applications, |r| r.case_id))
+                .bind(col(&b.applications, |r| r.programme.clone()))
+                .bind(col(&b.applications, |r| r.state.clone()))
+                .bind(col(&b.applications, |r| r.version))
+                .bind(col(&b.applications, |r| r.decision_basis.clone()))
+                .bind(col(&b.applications, |r| r.decision_ct.clone()))
+                .bind(col(&b.applications, |r| r.decided_by.clone()))
+                .bind(col(&b.applications, |r| r.decided_at))
+                .bind(col(&b.applications, |r| r.created_at))
+                .bind(col(&b.applications, |r| r.updated_at))
+                .execute(&mut *c)
+                .await?;
+        }
+        for u in &b.case_updates {
+            let done = sqlx::query("UPDATE cases SET facts_ct = $1, version = $2, updated_at = $3 WHERE id = $4 AND version = $5")
+                .bind(&u.facts_ct)
+                .bind(u.version)
+                .bind(u.updated_at)
+                .bind(u.id)
+                .bind(u.version - 1)
+                .execute(&mut *c)
+                .await?;
+            if done.rows_affected() != 1 {
+                return Err(StoreError::Database(format!(
+                    "case {} changed during the write",
+                    u.id
+                )));
+            }
+        }
+        for u in &b.application_updates {
+            let (basis, ct, by, at) = match &u.decision {
+                Some((basis, ct, by, at)) => (
+                    Some(basis.clone()),
+                    Some(ct.clone()),
+                    Some(by.clone()),
+                    Some(*at),
+                ),
+                None => (None, None, None, None),
+            };
+            let done = sqlx::query(
+                "UPDATE applications SET state = $1, version = $2, updated_at = $3, \
+                 decision_basis = COALESCE($4, decision_basis), decision_ct = COALESCE($5, decision_ct), \
+                 decided_by = COALESCE($6, decided_by), decided_at = COALESCE($7, decided_at) \
+                 WHERE id = $8 AND version = $9",
+            )
+            .bind(&u.state)
+            .bind(u.version)
+            .bind(u.updated_at)
+            .bind(basis)
+            .bind(ct)
+            .bind(by)
+            .bind(at)
+            .bind(u.id)
+            .bind(u.version - 1)
+            .execute(&mut *c)
+            .await?;
+            if done.rows_affected() != 1 {
+                return Err(StoreError::Database(format!(
+                    "application {} changed during the write",
+                    u.id
+                )));
+            }
+        }
+        if !b.events.is_empty() {
+            sqlx::query("INSERT INTO events (organisation_id, seq, id, at, actor, kind, subject, person_id, meta, body_ct, prev_hash, hash) SELECT * FROM UNNEST($1::uuid[], $2::int8[], $3::uuid[], $4::int8[], $5::text[], $6::text[], $7::uuid[], $8::uuid[], $9::text[], $10::bytea[], $11::bytea[], $12::bytea[])")
+                .bind(col(&b.events, |r| r.organisation_id))
+                .bind(col(&b.events, |r| r.seq))
+                .bind(col(&b.events, |r| r.id))
+                .bind(col(&b.events, |r| r.at))
+                .bind(col(&b.events, |r| r.actor.clone()))
+                .bind(col(&b.events, |r| r.kind.clone()))
+                .bind(col(&b.events, |r| r.subject))
+                .bind(col(&b.events, |r| r.person_id))
+                .bind(col(&b.events, |r| r.meta.clone()))
+                .bind(col(&b.events, |r| r.body_ct.clone()))
+                .bind(col(&b.events, |r| r.prev_hash.clone()))
+                .bind(col(&b.events, |r| r.hash.clone()))
+                .execute(&mut *c)
+                .await?;
+        }
+        if !b.heads.is_empty() {
+            sqlx::query("INSERT INTO chain_heads (organisation_id, seq, hash) SELECT * FROM UNNEST($1::uuid[], $2::int8[], $3::bytea[]) ON CONFLICT (organisation_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash")
+                .bind(col(&b.heads, |r| r.organisation_id))
+                .bind(col(&b.heads, |r| r.seq))
+                .bind(col(&b.heads, |r| r.hash.clone()))
+                .execute(&mut *c)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Backend for PgBackend {
+    fn name(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn writer(&self) -> Result<Box<dyn WriteConn>> {
+        let conn = PgConnection::connect_with(&self.opts).await?;
+        Ok(Box::new(PgWriter { conn }))
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        let mut conn = PgConnection::connect_with(&self.opts).await?;
+        exec(&mut conn, "BEGIN").await?;
+        let result = async {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(MIGRATION_LOCK).execute(&mut conn).await?;
+            sqlx::raw_sql("CREATE TABLE IF NOT EXISTS refuge_migrations (version BIGINT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
+                .execute(&mut conn)
+                .await?;
+            let (current,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(version), 0)::int8 FROM refuge_migrations")
+                .fetch_one(&mut conn)
+                .await?;
+            for (version, script) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+                sqlx::raw_sql(*script).execute(&mut conn).await?;
+                sqlx::query("INSERT INTO refuge_migrations (version) VALUES ($1)").bind(version).execute(&mut conn).await?;
+            }
+            Ok::<_, StoreError>(())
+        }
+        .await;
+        match result {
+            Ok(()) => exec(&mut conn, "COMMIT").await?,
+            Err(e) => {
+                let _ = exec(&mut conn, "ROLLBACK").await;
+                return Err(e);
+            }
+        }
+        conn.close().await?;
+        Ok(())
+    }
+
+    async fn meta(&self) -> Result<Vec<MetaRow>> {
+        let rows = sqlx::query("SELECT key, value FROM instance_meta ORDER BY key")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(meta_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn organisations(&self) -> Result<Vec<OrgRow>> {
+        let rows = sqlx::query("SELECT id, kind, name, created_at FROM organisations ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(org_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn users(&self, org: Option<Uuid>) -> Result<Vec<UserRow>> {
+        let rows = sqlx::query("SELECT id, organisation_id, login_bidx, wrapped_key, login_ct, display_ct, roles, disabled, version, created_at FROM users WHERE $1::uuid IS NULL OR organisation_id = $1 ORDER BY id")
+            .bind(org)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(user_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn person(&self, id: Uuid) -> Result<Option<PersonRow>> {
+        let row = sqlx::query("SELECT id, organisation_id, wrapped_key, key_id, pseudonym_ct, identity_ct, created_at, erased_at FROM persons WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(person_row).transpose()?)
+    }
+
+    async fn case_by_id(&self, id: Uuid) -> Result<Option<CaseRow>> {
+        let row = sqlx::query("SELECT id, organisation_id, person_id, reference, facts_ct, version, created_at, updated_at FROM cases WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(case_row).transpose()?)
+    }
+
+    async fn case_by_reference(&self, reference: &str) -> Result<Option<CaseRow>> {
+        let row = sqlx::query("SELECT id, organisation_id, person_id, reference, facts_ct, version, created_at, updated_at FROM cases WHERE reference = $1")
+            .bind(reference)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(case_row).transpose()?)
+    }
+
+    async fn cases(
+        &self,
+        org: Option<Uuid>,
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<CaseListRow>> {
+        let rows = sqlx::query(
+            "SELECT c.id, c.organisation_id, c.person_id, c.reference, c.facts_ct, c.version, c.created_at, c.updated_at, \
+             p.wrapped_key, p.pseudonym_ct FROM cases c JOIN persons p ON p.id = c.person_id \
+             WHERE ($1::uuid IS NULL OR c.organisation_id = $1) AND ($2::uuid IS NULL OR c.id > $2) ORDER BY c.id LIMIT $3",
+        )
+        .bind(org)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(case_list_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn persons_by_index(&self, bidx: &[u8]) -> Result<Vec<Uuid>> {
+        let rows: Vec<(Uuid,)> =
+            sqlx::query_as("SELECT person_id FROM person_lookup WHERE bidx = $1")
+                .bind(bidx)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+
+    async fn application(&self, id: Uuid) -> Result<Option<ApplicationRow>> {
+        let row = sqlx::query("SELECT id, organisation_id, case_id, programme, state, version, decision_basis, decision_ct, decided_by, decided_at, created_at, updated_at FROM applications WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(application_row).transpose()?)
+    }
+
+    async fn applications_of_case(&self, case_id: Uuid) -> Result<Vec<ApplicationRow>> {
+        let rows = sqlx::query("SELECT id, organisation_id, case_id, programme, state, version, decision_basis, decision_ct, decided_by, decided_at, created_at, updated_at FROM applications WHERE case_id = $1 ORDER BY id")
+            .bind(case_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(application_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn events_about(&self, subjects: &[Uuid]) -> Result<Vec<EventRow>> {
+        let rows = sqlx::query("SELECT organisation_id, seq, id, at, actor, kind, subject, person_id, meta, body_ct, prev_hash, hash FROM events WHERE subject = ANY($1) ORDER BY organisation_id, seq")
+            .bind(subjects)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(event_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn chain_orgs(&self) -> Result<Vec<Uuid>> {
+        let rows: Vec<(Uuid,)> = sqlx::query_as(
+            "SELECT organisation_id FROM chain_heads WHERE seq > 0 UNION SELECT DISTINCT organisation_id FROM events ORDER BY 1",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+
+    async fn chain_head(&self, org: Uuid) -> Result<Option<HeadRow>> {
+        let row = sqlx::query("SELECT organisation_id, seq, hash FROM chain_heads WHERE organisation_id = $1 AND seq > 0")
+            .bind(org)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(head_row).transpose()?)
+    }
+
+    async fn events_page(&self, org: Uuid, after: i64, limit: i64) -> Result<Vec<EventRow>> {
+        let rows = sqlx::query("SELECT organisation_id, seq, id, at, actor, kind, subject, person_id, meta, body_ct, prev_hash, hash FROM events WHERE organisation_id = $1 AND seq > $2 ORDER BY seq LIMIT $3")
+            .bind(org)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(event_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn counts(&self) -> Result<Vec<(&'static str, i64)>> {
+        let mut out = Vec::new();
+        for t in crate::backend::TABLES {
+            let filter = if t == "chain_heads" {
+                " WHERE seq > 0"
+            } else {
+                ""
+            };
+            let (n,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT COUNT(*)::int8 FROM {t}{filter}"
+            )))
+            .fetch_one(&self.pool)
+            .await?;
+            out.push((t, n));
+        }
+        Ok(out)
+    }
+
+    async fn export(&self, sink: ExportSink<'_>) -> Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        exec(&mut conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?;
+        let result = async {
+            for t in crate::backend::TABLES {
+                let sql = match t {
+                    "instance_meta" => "SELECT key, value FROM instance_meta ORDER BY key".to_owned(),
+                    "organisations" => format!("SELECT {} FROM organisations ORDER BY id", cols::ORG),
+                    "users" => format!("SELECT {} FROM users ORDER BY id", cols::USER),
+                    "persons" => format!("SELECT {} FROM persons ORDER BY id", cols::PERSON),
+                    "person_lookup" => "SELECT organisation_id, bidx, person_id FROM person_lookup ORDER BY bidx, person_id".to_owned(),
+                    "cases" => format!("SELECT {} FROM cases ORDER BY id", cols::CASE),
+                    "applications" => format!("SELECT {} FROM applications ORDER BY id", cols::APPLICATION),
+                    "events" => format!("SELECT {} FROM events ORDER BY organisation_id, seq", cols::EVENT),
+                    _ => "SELECT organisation_id, seq, hash FROM chain_heads WHERE seq > 0 ORDER BY organisation_id".to_owned(),
+                };
+                let mut stream = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch(&mut *conn);
+                while let Some(r) = stream.try_next().await? {
+                    let row = match t {
+                        "instance_meta" => BackupRow::InstanceMeta(meta_row(&r)?),
+                        "organisations" => BackupRow::Organisations(org_row(&r)?),
+                        "users" => BackupRow::Users(user_row(&r)?),
+                        "persons" => BackupRow::Persons(person_row(&r)?),
+                        "person_lookup" => BackupRow::PersonLookup(lookup_row(&r)?),
+                        "cases" => BackupRow::Cases(case_row(&r)?),
+                        "applications" => BackupRow::Applications(application_row(&r)?),
+                        "events" => BackupRow::Events(event_row(&r)?),
+                        _ => BackupRow::ChainHeads(head_row(&r)?),
+                    };
+                    sink(row)?;
+                }
+            }
+            Ok::<_, StoreError>(())
+        }
+        .await;
+        let _ = exec(&mut conn, "COMMIT").await;
+        result
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}

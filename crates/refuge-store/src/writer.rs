@@ -1,0 +1,389 @@
+//! Group commit. Every write goes through one task that owns the write connection: it takes
+//! whatever requests are waiting (up to a limit), applies them in one transaction, commits
+//! durably once, and only then acknowledges each. Under load, many submissions share one
+//! fsync; alone, a request commits at once. Durability of acknowledged writes is unchanged:
+//! nothing is acknowledged before its transaction has committed.
+
+use crate::Scope;
+use crate::backend::{Backend, WriteConn};
+use crate::chain::event_hash;
+use crate::error::{Result, StoreError};
+use crate::rows::*;
+use refuge_core::application::{ApplicationState, Move};
+use refuge_core::clock::Clock;
+use refuge_crypto::ChainHash;
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+/// An event waiting for its place in the chain.
+#[derive(Clone, Debug)]
+pub(crate) struct PendingEvent {
+    pub id: Uuid,
+    pub organisation_id: Uuid,
+    pub actor: String,
+    pub kind: &'static str,
+    pub subject: Uuid,
+    pub person_id: Option<Uuid>,
+    pub meta: serde_json::Map<String, serde_json::Value>,
+    pub body_ct: Option<Vec<u8>>,
+}
+
+/// A write request.
+#[derive(Clone, Debug)]
+pub(crate) enum Op {
+    /// New records and their events. `what` names the record in duplicate errors.
+    Insert {
+        what: &'static str,
+        rows: RowBatch,
+        events: Vec<PendingEvent>,
+    },
+    /// Replace a case's facts if it is still at `expected` version.
+    UpdateFacts {
+        scope: Scope,
+        case_id: Uuid,
+        expected: u64,
+        facts_ct: Vec<u8>,
+        event: PendingEvent,
+    },
+    /// Move an application, checking the state machine against its current state.
+    MoveApplication {
+        scope: Scope,
+        application_id: Uuid,
+        expected: Option<u64>,
+        mv: Move,
+        decision: Option<(String, Vec<u8>, String, i64)>,
+        event: PendingEvent,
+    },
+    /// Only an event (e.g. an identity read).
+    Append { event: PendingEvent },
+}
+
+/// What a write did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Written at this time.
+    Written { at: i64 },
+    /// A record moved to a new version.
+    Updated {
+        version: u64,
+        at: i64,
+        from: Option<ApplicationState>,
+    },
+}
+
+struct Job {
+    op: Op,
+    reply: oneshot::Sender<Result<Outcome>>,
+}
+
+/// The handle requests are sent through.
+#[derive(Clone)]
+pub(crate) struct Writer {
+    tx: mpsc::Sender<Job>,
+}
+
+impl Writer {
+    /// Start the writer task.
+    pub(crate) fn spawn(
+        backend: Arc<dyn Backend>,
+        clock: Arc<dyn Clock>,
+        max_batch: usize,
+    ) -> Self {
+        let (tx, rx) = mpsc::channel(max_batch.max(1) * 8);
+        tokio::spawn(run(backend, clock, rx, max_batch.max(1)));
+        Self { tx }
+    }
+
+    /// Submit one request and wait until it is durable (or refused).
+    pub(crate) async fn write(&self, op: Op) -> Result<Outcome> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Job { op, reply })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+async fn run(
+    backend: Arc<dyn Backend>,
+    clock: Arc<dyn Clock>,
+    mut rx: mpsc::Receiver<Job>,
+    max_batch: usize,
+) {
+    let mut conn: Option<Box<dyn WriteConn>> = None;
+    let mut jobs: Vec<Job> = Vec::with_capacity(max_batch);
+    while let Some(first) = rx.recv().await {
+        jobs.push(first);
+        while jobs.len() < max_batch {
+            match rx.try_recv() {
+                Ok(j) => jobs.push(j),
+                Err(_) => break,
+            }
+        }
+        let ops: Vec<&Op> = jobs.iter().map(|j| &j.op).collect();
+        let results = match commit_group(&*backend, &mut conn, &*clock, &ops).await {
+            Ok(results) => results,
+            Err(e) if jobs.len() == 1 => vec![Err(e)],
+            Err(e) => {
+                // One bad request must not sink its neighbours: retry each on its own.
+                tracing::warn!(batch = jobs.len(), error = %e, "group commit failed; retrying requests one by one");
+                let mut singles = Vec::with_capacity(jobs.len());
+                for op in &ops {
+                    let r = commit_group(&*backend, &mut conn, &*clock, &[*op]).await;
+                    singles.push(r.and_then(|mut v| v.pop().unwrap_or(Err(StoreError::Closed))));
+                }
+                singles
+            }
+        };
+        for (job, result) in jobs.drain(..).zip(results) {
+            let _ = job.reply.send(result);
+        }
+    }
+}
+
+/// Apply `ops` in one transaction. `Err` means the transaction failed as a whole; per-request
+/// refusals (conflicts, illegal moves) are `Ok(vec![Err(..), ..])` and write nothing.
+async fn commit_group(
+    backend: &dyn Backend,
+    conn: &mut Option<Box<dyn WriteConn>>,
+    clock: &dyn Clock,
+    ops: &[&Op],
+) -> Result<Vec<Result<Outcome>>> {
+    if conn.is_none() {
+        *conn = Some(backend.writer().await?);
+    }
+    let Some(c) = conn.as_mut() else {
+        return Err(StoreError::Closed);
+    };
+    if let Err(e) = c.begin().await {
+        *conn = None; // reconnect next time
+        return Err(e);
+    }
+    let mut group = Group {
+        at: clock.now().as_micros(),
+        ..Group::default()
+    };
+    let mut results = Vec::with_capacity(ops.len());
+    let planned = async {
+        for op in ops {
+            results.push(group.plan(&mut **c, op).await?);
+        }
+        group.finish();
+        c.write_rows(&group.rows).await?;
+        c.commit().await
+    }
+    .await;
+    match planned {
+        Ok(()) => Ok(results),
+        Err(e) => {
+            if c.rollback().await.is_err() {
+                *conn = None;
+            }
+            if ops.len() == 1
+                && let (Op::Insert { what, .. }, StoreError::Database(msg)) = (ops[0], &e)
+                && msg.starts_with("unique constraint")
+            {
+                return Err(StoreError::Duplicate(what));
+            }
+            Err(e)
+        }
+    }
+}
+
+#[derive(Default)]
+struct Group {
+    at: i64,
+    rows: RowBatch,
+    heads: HashMap<Uuid, (i64, ChainHash)>,
+    cases: HashMap<Uuid, (Uuid, i64)>,
+    applications: HashMap<Uuid, (Uuid, ApplicationState, i64)>,
+}
+
+impl Group {
+    /// Check one request against current state (as left by earlier requests of the same
+    /// group) and stage its rows. A refusal stages nothing.
+    async fn plan(&mut self, c: &mut dyn WriteConn, op: &Op) -> Result<Result<Outcome>> {
+        match op {
+            Op::Insert { rows, events, .. } => {
+                let b = &mut self.rows;
+                b.meta.extend(rows.meta.iter().cloned());
+                b.orgs.extend(rows.orgs.iter().cloned());
+                b.users.extend(rows.users.iter().cloned());
+                b.persons.extend(rows.persons.iter().cloned());
+                b.lookups.extend(rows.lookups.iter().cloned());
+                b.cases.extend(rows.cases.iter().cloned());
+                b.applications.extend(rows.applications.iter().cloned());
+                for e in events {
+                    self.append(c, e.clone()).await?;
+                }
+                Ok(Ok(Outcome::Written { at: self.at }))
+            }
+            Op::UpdateFacts {
+                scope,
+                case_id,
+                expected,
+                facts_ct,
+                event,
+            } => {
+                let current = match self.cases.get(case_id) {
+                    Some(v) => Some(*v),
+                    None => c.case_version(*case_id).await?,
+                };
+                let Some((org, version)) = current.filter(|(org, _)| scope.allows(*org)) else {
+                    return Ok(Err(StoreError::NotFound {
+                        what: "case",
+                        id: case_id.to_string(),
+                    }));
+                };
+                let version = u64::try_from(version).unwrap_or(0);
+                if version != *expected {
+                    return Ok(Err(StoreError::Conflict {
+                        what: "case",
+                        id: case_id.to_string(),
+                        expected: *expected,
+                        actual: version,
+                    }));
+                }
+                let next = version + 1;
+                let next_i = i64::try_from(next).unwrap_or(i64::MAX);
+                self.cases.insert(*case_id, (org, next_i));
+                self.rows.case_updates.push(CaseUpdate {
+                    id: *case_id,
+                    facts_ct: facts_ct.clone(),
+                    version: next_i,
+                    updated_at: self.at,
+                });
+                let mut ev = event.clone();
+                ev.organisation_id = org;
+                ev.meta.insert("version".into(), next.into());
+                self.append(c, ev).await?;
+                Ok(Ok(Outcome::Updated {
+                    version: next,
+                    at: self.at,
+                    from: None,
+                }))
+            }
+            Op::MoveApplication {
+                scope,
+                application_id,
+                expected,
+                mv,
+                decision,
+                event,
+            } => {
+                let current = match self.applications.get(application_id) {
+                    Some(v) => Some(*v),
+                    None => match c.application_state(*application_id).await? {
+                        Some((org, state, v)) => Some((
+                            org,
+                            state
+                                .parse()
+                                .map_err(|_| crate::error::bad_column("state", &state))?,
+                            v,
+                        )),
+                        None => None,
+                    },
+                };
+                let Some((org, from, version)) = current.filter(|(org, ..)| scope.allows(*org))
+                else {
+                    return Ok(Err(StoreError::NotFound {
+                        what: "application",
+                        id: application_id.to_string(),
+                    }));
+                };
+                let version = u64::try_from(version).unwrap_or(0);
+                if let Some(expected) = expected.filter(|e| *e != version) {
+                    return Ok(Err(StoreError::Conflict {
+                        what: "application",
+                        id: application_id.to_string(),
+                        expected,
+                        actual: version,
+                    }));
+                }
+                if let Err(e) = mv.check(from) {
+                    return Ok(Err(e.into()));
+                }
+                let next = version + 1;
+                let next_i = i64::try_from(next).unwrap_or(i64::MAX);
+                self.applications
+                    .insert(*application_id, (org, mv.to, next_i));
+                self.rows.application_updates.push(ApplicationUpdate {
+                    id: *application_id,
+                    state: mv.to.as_str().to_owned(),
+                    version: next_i,
+                    decision: decision.clone(),
+                    updated_at: self.at,
+                });
+                let mut ev = event.clone();
+                ev.organisation_id = org;
+                ev.meta.insert("from".into(), from.as_str().into());
+                ev.meta.insert("to".into(), mv.to.as_str().into());
+                ev.meta.insert("version".into(), next.into());
+                self.append(c, ev).await?;
+                Ok(Ok(Outcome::Updated {
+                    version: next,
+                    at: self.at,
+                    from: Some(from),
+                }))
+            }
+            Op::Append { event } => {
+                self.append(c, event.clone()).await?;
+                Ok(Ok(Outcome::Written { at: self.at }))
+            }
+        }
+    }
+
+    /// Give an event its place in its organisation's chain.
+    async fn append(&mut self, c: &mut dyn WriteConn, e: PendingEvent) -> Result<()> {
+        let org = e.organisation_id;
+        let (seq, prev) = match self.heads.get(&org) {
+            Some(h) => *h,
+            None => match c.lock_head(org).await? {
+                Some((seq, hash)) if hash.len() == 32 => {
+                    let mut h = [0u8; 32];
+                    h.copy_from_slice(&hash);
+                    (seq, ChainHash(h))
+                }
+                Some(_) => return Err(crate::error::bad_column("chain_heads.hash", "length")),
+                None => (0, ChainHash::GENESIS),
+            },
+        };
+        let mut row = EventRow {
+            organisation_id: org,
+            seq: seq + 1,
+            id: e.id,
+            at: self.at,
+            actor: e.actor,
+            kind: e.kind.to_owned(),
+            subject: e.subject,
+            person_id: e.person_id,
+            meta: serde_json::Value::Object(e.meta).to_string(),
+            body_ct: e.body_ct,
+            prev_hash: prev.0.to_vec(),
+            hash: Vec::new(),
+        };
+        let hash = event_hash(&row);
+        row.hash = hash.0.to_vec();
+        self.heads.insert(org, (row.seq, hash));
+        self.rows.events.push(row);
+        Ok(())
+    }
+
+    /// Stage the new chain heads.
+    fn finish(&mut self) {
+        let mut heads: Vec<HeadRow> = self
+            .heads
+            .iter()
+            .map(|(org, (seq, h))| HeadRow {
+                organisation_id: *org,
+                seq: *seq,
+                hash: h.0.to_vec(),
+            })
+            .collect();
+        heads.sort_by_key(|h| h.organisation_id);
+        self.rows.heads = heads;
+    }
+}
