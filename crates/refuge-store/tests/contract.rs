@@ -68,10 +68,10 @@ impl Drop for PgDb {
     }
 }
 
-fn config(url: &str, key: &PathBuf) -> StoreConfig {
+fn config(url: &str, key: &std::path::Path) -> StoreConfig {
     StoreConfig::new(
         url,
-        KeySource::KeyFile(key.clone()),
+        KeySource::KeyFile(key.to_path_buf()),
         Arc::new(SystemClock),
         Arc::new(OsEntropy),
     )
