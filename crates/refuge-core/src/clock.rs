@@ -4,10 +4,28 @@ use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicI64, Ordering};
 use time::{Date, OffsetDateTime};
 
-/// An instant, in microseconds since the Unix epoch (UTC).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
+/// An instant, in microseconds since the Unix epoch (UTC). In JSON it is RFC 3339 text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(i64);
+
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_rfc3339())
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        OffsetDateTime::parse(&s, &time::format_description::well_known::Rfc3339)
+            .map(Self::from_datetime)
+            .map_err(|_| {
+                serde::de::Error::custom(format!(
+                    "expected an RFC 3339 time such as 2026-11-22T16:45:00Z; found \"{s}\""
+                ))
+            })
+    }
+}
 
 impl Timestamp {
     /// From microseconds since the Unix epoch.
@@ -123,5 +141,9 @@ mod tests {
         c.advance_micros(86_400_000_000);
         assert_eq!(c.today(), date!(2026 - 11 - 23));
         assert_eq!(c.now().to_rfc3339(), "2026-11-23T00:00:00Z");
+        let j = serde_json::to_string(&c.now()).unwrap();
+        assert_eq!(j, "\"2026-11-23T00:00:00Z\"");
+        assert_eq!(serde_json::from_str::<Timestamp>(&j).unwrap(), c.now());
+        assert!(serde_json::from_str::<Timestamp>("\"yesterday\"").is_err());
     }
 }

@@ -55,6 +55,9 @@ pub enum Format {
 pub enum Command {
     /// Create a new instance: data directory, instance key, database, first organisation.
     Init(InitArgs),
+    /// Set up a demonstration instance (if there is none) and load demo organisations and
+    /// invented persons modelled on the source documents.
+    Demo,
     /// Cases: a person's matter within an organisation.
     #[command(subcommand)]
     Case(CaseCmd),

@@ -5,6 +5,7 @@
 //! checked before anything is written, and each write is one transaction.
 
 mod cli;
+mod demo;
 mod input;
 mod output;
 
@@ -150,6 +151,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let out = Out::new(cli.format);
     match cli.command {
         Command::Init(a) => init(&ctx, &out, a).await,
+        Command::Demo => run_demo(&ctx, &out).await,
         Command::Case(c) => case(&ctx, &out, c).await,
         Command::Application(c) => application(&ctx, &out, c).await,
         Command::Org(c) => org(&ctx, &out, c).await,
@@ -179,6 +181,28 @@ async fn init(ctx: &Ctx, out: &Out, a: cli::InitArgs) -> anyhow::Result<ExitCode
     let (store, org) = refuge_store::initialise(ctx.config(), a.org_kind, name).await?;
     store.close().await;
     out.init(&ctx.data, &ctx.key, &org);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_demo(ctx: &Ctx, out: &Out) -> anyhow::Result<ExitCode> {
+    let fresh = ctx.default_url && !ctx.data.join("refuge.db").exists();
+    if fresh {
+        let (kind, name) = demo::first_organisation()?;
+        init(
+            ctx,
+            &Out::new(Format::Text).quiet(),
+            cli::InitArgs {
+                org_name: name,
+                org_kind: kind,
+            },
+        )
+        .await?;
+    }
+    let store = ctx.open().await?;
+    let cases = demo::load(&store, refuge_core::clock::Clock::today(&SystemClock)).await?;
+    let orgs = store.organisations().await?;
+    store.close().await;
+    out.demo(&ctx.data, fresh, &orgs, &cases);
     Ok(ExitCode::SUCCESS)
 }
 

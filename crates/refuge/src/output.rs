@@ -16,6 +16,7 @@ use std::path::Path;
 /// The output of one command.
 pub struct Out {
     format: Format,
+    quiet: bool,
 }
 
 fn print_json(v: &Value) {
@@ -86,7 +87,18 @@ fn name_of<T: serde::Serialize>(v: &T) -> String {
 
 impl Out {
     pub fn new(format: Format) -> Self {
-        Self { format }
+        Self {
+            format,
+            quiet: false,
+        }
+    }
+
+    /// An output that prints nothing (for steps inside another command).
+    pub fn quiet(self) -> Self {
+        Self {
+            quiet: true,
+            ..self
+        }
     }
 
     fn json(&self) -> bool {
@@ -94,6 +106,9 @@ impl Out {
     }
 
     pub fn init(&self, data: &Path, key: &KeySource, org: &Organisation) {
+        if self.quiet {
+            return;
+        }
         if self.json() {
             print_json(&json!({ "data_dir": data, "key": key.describe(), "organisation": org }));
             return;
@@ -107,6 +122,47 @@ impl Out {
             );
         }
         println!("Organisation: {} ({}, {})", org.name, org.kind, org.id);
+    }
+
+    pub fn demo(&self, data: &Path, fresh: bool, orgs: &[Organisation], cases: &[CaseSummary]) {
+        if self.json() {
+            print_json(
+                &json!({ "data_dir": data, "created": fresh, "organisations": orgs, "cases": cases }),
+            );
+            return;
+        }
+        if fresh {
+            println!(
+                "Created a demonstration instance in {} (key file {}/instance.key).",
+                data.display(),
+                data.display()
+            );
+        } else {
+            println!("Demonstration instance in {}.", data.display());
+        }
+        println!("All persons are invented; their situations follow the source documents.");
+        println!();
+        println!("Organisations:");
+        self.orgs(orgs);
+        println!();
+        println!("Cases:");
+        self.cases(cases);
+        println!();
+        println!("Try:");
+        if let Some(c) = cases.first() {
+            println!(
+                "  refuge --data {} case show {} --events",
+                data.display(),
+                c.reference
+            );
+            println!(
+                "  refuge --data {} case show {} --reveal-identity   (recorded as an event)",
+                data.display(),
+                c.reference
+            );
+        }
+        println!("  refuge --data {} audit verify", data.display());
+        println!("  refuge --help");
     }
 
     pub fn case_created(&self, c: &Case) {

@@ -1,0 +1,192 @@
+//! Demonstration data: organisations modelled on the sources, and invented persons in the
+//! situations the sources describe (`demo/personas.json`, each entry citing its passage).
+
+use crate::usage;
+use refuge_core::application::{ApplicationState, Move};
+use refuge_core::event::Actor;
+use refuge_core::facts::Facts;
+use refuge_core::org::OrganisationKind;
+use refuge_core::person::Person;
+use refuge_store::{CaseSummary, NewCase, Scope, SqlStore, Store};
+use serde::Deserialize;
+use std::collections::HashMap;
+use time::Date;
+
+const DEMO: &str = include_str!("../demo/personas.json");
+
+#[derive(Deserialize)]
+struct Demo {
+    organisations: Vec<DemoOrg>,
+    personas: Vec<Persona>,
+}
+
+#[derive(Deserialize)]
+struct DemoOrg {
+    key: String,
+    kind: OrganisationKind,
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct Persona {
+    org: String,
+    #[allow(dead_code)]
+    source: String,
+    person: Person,
+    facts: serde_json::Map<String, serde_json::Value>,
+    #[serde(default)]
+    relative_dates: HashMap<String, i64>,
+    applications: Vec<DemoApplication>,
+}
+
+#[derive(Deserialize)]
+struct DemoApplication {
+    programme: refuge_core::application::ProgrammeId,
+    state: ApplicationState,
+}
+
+fn demo() -> anyhow::Result<Demo> {
+    Ok(serde_json::from_str(DEMO)?)
+}
+
+/// The name and kind of the organisation `refuge init` creates for a demo instance.
+pub fn first_organisation() -> anyhow::Result<(OrganisationKind, String)> {
+    let d = demo()?;
+    let first = d
+        .organisations
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("the demo data has no organisation"))?;
+    Ok((first.kind, first.name.clone()))
+}
+
+/// The states an application passes through to reach `target` from draft. Demo applications
+/// stop before a decision: deciding is left to the person trying the demo.
+fn path_to(target: ApplicationState) -> anyhow::Result<&'static [ApplicationState]> {
+    use ApplicationState::*;
+    Ok(match target {
+        Draft => &[],
+        Submitted => &[Submitted],
+        InReview => &[Submitted, InReview],
+        InfoRequested => &[Submitted, InReview, InfoRequested],
+        Interview => &[Submitted, InReview, Interview],
+        other => anyhow::bail!("demo applications cannot start in state {other}"),
+    })
+}
+
+/// Load the demo into an instance whose only organisation is the demo's first one. Returns
+/// the cases created; does nothing if the demo is already loaded.
+pub async fn load(store: &SqlStore, today: Date) -> anyhow::Result<Vec<CaseSummary>> {
+    let d = demo()?;
+    let existing = store.organisations().await?;
+    let mut ids = HashMap::new();
+    for o in &d.organisations {
+        if let Some(found) = existing.iter().find(|e| e.name.as_str() == o.name) {
+            ids.insert(o.key.clone(), found.id);
+        }
+    }
+    if existing
+        .iter()
+        .any(|e| !d.organisations.iter().any(|o| o.name == e.name.as_str()))
+    {
+        return Err(usage(
+            "this instance holds organisations that are not part of the demo: load the demo into its own data directory (e.g. --data ./refuge-demo)",
+        ));
+    }
+    if ids.len() == d.organisations.len()
+        && !store.cases(Scope::Instance, None, 1).await?.is_empty()
+    {
+        return store
+            .cases(Scope::Instance, None, 1000)
+            .await
+            .map_err(Into::into);
+    }
+    for o in &d.organisations {
+        if !ids.contains_key(&o.key) {
+            let org = store
+                .create_organisation(Actor::Operator, o.kind, o.name.parse()?)
+                .await?;
+            ids.insert(o.key.clone(), org.id);
+        }
+    }
+    for p in d.personas {
+        let mut facts = p.facts;
+        for (fact, days) in &p.relative_dates {
+            let date = today
+                .checked_add(time::Duration::days(*days))
+                .unwrap_or(today);
+            facts.insert(fact.clone(), date.to_string().into());
+        }
+        let facts: Facts = serde_json::from_value(serde_json::Value::Object(facts))?;
+        let org = *ids
+            .get(&p.org)
+            .ok_or_else(|| anyhow::anyhow!("demo persona names unknown organisation {}", p.org))?;
+        let case = store
+            .create_case(
+                Actor::Operator,
+                NewCase {
+                    organisation_id: org,
+                    person: p.person,
+                    facts,
+                },
+            )
+            .await?;
+        for a in p.applications {
+            let app = store
+                .create_application(Actor::Operator, Scope::Instance, case.id, a.programme)
+                .await?;
+            for st in path_to(a.state)? {
+                let mv = Move {
+                    to: *st,
+                    reason: None,
+                    decision: None,
+                };
+                store
+                    .move_application(Actor::Operator, Scope::Instance, app.id, None, mv)
+                    .await?;
+            }
+        }
+    }
+    store
+        .cases(Scope::Instance, None, 1000)
+        .await
+        .map_err(Into::into)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_parses_and_cites_its_sources() {
+        let d = demo().unwrap();
+        assert_eq!(d.personas.len(), 7);
+        for p in &d.personas {
+            assert!(p.source.contains(".txt"), "{}", p.source);
+            assert!(d.organisations.iter().any(|o| o.key == p.org));
+            let facts: Facts =
+                serde_json::from_value(serde_json::Value::Object(p.facts.clone())).unwrap();
+            assert!(facts.nationality.is_some());
+        }
+    }
+
+    #[test]
+    fn paths_reach_their_targets_legally() {
+        let mut reachable = 0;
+        for target in ApplicationState::ALL {
+            let Ok(path) = path_to(target) else { continue };
+            let mut from = ApplicationState::Draft;
+            for st in path {
+                from.check(*st).unwrap();
+                from = *st;
+            }
+            assert_eq!(from, target);
+            reachable += 1;
+        }
+        assert_eq!(reachable, 5);
+        for p in demo().unwrap().personas {
+            for a in p.applications {
+                assert!(path_to(a.state).is_ok());
+            }
+        }
+    }
+}
