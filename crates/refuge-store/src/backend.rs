@@ -67,6 +67,23 @@ pub(crate) const TABLES: [&str; 9] = [
     "chain_heads",
 ];
 
+/// The query that exports one table in a stable order.
+pub(crate) fn export_sql(table: &str) -> String {
+    use crate::rows::cols;
+    match table {
+        "instance_meta" => "SELECT key, value FROM instance_meta ORDER BY key".to_owned(),
+        "organisations" => format!("SELECT {} FROM organisations ORDER BY id", cols::ORG),
+        "users" => format!("SELECT {} FROM users ORDER BY id", cols::USER),
+        "persons" => format!("SELECT {} FROM persons ORDER BY id", cols::PERSON),
+        "person_lookup" => "SELECT organisation_id, bidx, person_id FROM person_lookup ORDER BY bidx, person_id".to_owned(),
+        "cases" => format!("SELECT {} FROM cases ORDER BY id", cols::CASE),
+        "applications" => format!("SELECT {} FROM applications ORDER BY id", cols::APPLICATION),
+        "events" => format!("SELECT {} FROM events ORDER BY organisation_id, seq", cols::EVENT),
+        // A head at seq 0 is only ever a placeholder for a chain that has no event yet.
+        _ => "SELECT organisation_id, seq, hash FROM chain_heads WHERE seq > 0 ORDER BY organisation_id".to_owned(),
+    }
+}
+
 /// A case row joined with what listing needs of its person.
 pub(crate) struct CaseListRow {
     pub case: CaseRow,

@@ -3,7 +3,7 @@
 //! connection. Chain heads are locked `FOR UPDATE`, so several refuge processes can share
 //! one database without forking a chain.
 
-use crate::backend::{Backend, BackupRow, CaseListRow, ExportSink, WriteConn};
+use crate::backend::{Backend, CaseListRow, ExportSink, WriteConn};
 use crate::error::{Result, StoreError};
 use crate::rows::*;
 use async_trait::async_trait;
@@ -453,30 +453,10 @@ impl Backend for PgBackend {
         exec(&mut conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?;
         let result = async {
             for t in crate::backend::TABLES {
-                let sql = match t {
-                    "instance_meta" => "SELECT key, value FROM instance_meta ORDER BY key".to_owned(),
-                    "organisations" => format!("SELECT {} FROM organisations ORDER BY id", cols::ORG),
-                    "users" => format!("SELECT {} FROM users ORDER BY id", cols::USER),
-                    "persons" => format!("SELECT {} FROM persons ORDER BY id", cols::PERSON),
-                    "person_lookup" => "SELECT organisation_id, bidx, person_id FROM person_lookup ORDER BY bidx, person_id".to_owned(),
-                    "cases" => format!("SELECT {} FROM cases ORDER BY id", cols::CASE),
-                    "applications" => format!("SELECT {} FROM applications ORDER BY id", cols::APPLICATION),
-                    "events" => format!("SELECT {} FROM events ORDER BY organisation_id, seq", cols::EVENT),
-                    _ => "SELECT organisation_id, seq, hash FROM chain_heads WHERE seq > 0 ORDER BY organisation_id".to_owned(),
-                };
-                let mut stream = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch(&mut *conn);
+                let mut stream = sqlx::query(sqlx::AssertSqlSafe(crate::backend::export_sql(t)))
+                    .fetch(&mut *conn);
                 while let Some(r) = stream.try_next().await? {
-                    let row = match t {
-                        "instance_meta" => BackupRow::InstanceMeta(meta_row(&r)?),
-                        "organisations" => BackupRow::Organisations(org_row(&r)?),
-                        "users" => BackupRow::Users(user_row(&r)?),
-                        "persons" => BackupRow::Persons(person_row(&r)?),
-                        "person_lookup" => BackupRow::PersonLookup(lookup_row(&r)?),
-                        "cases" => BackupRow::Cases(case_row(&r)?),
-                        "applications" => BackupRow::Applications(application_row(&r)?),
-                        "events" => BackupRow::Events(event_row(&r)?),
-                        _ => BackupRow::ChainHeads(head_row(&r)?),
-                    };
+                    let row = backup_row(t, &r)?;
                     sink(row)?;
                 }
             }

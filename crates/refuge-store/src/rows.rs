@@ -339,6 +339,24 @@ macro_rules! row_decoders {
                 }
             ))
         }
+        /// Decode a row of `table` (as selected by [`crate::backend::export_sql`]).
+        pub(crate) fn backup_row(
+            table: &str,
+            r: &$row,
+        ) -> Result<crate::backend::BackupRow, sqlx::Error> {
+            use crate::backend::BackupRow;
+            Ok(match table {
+                "instance_meta" => BackupRow::InstanceMeta(meta_row(r)?),
+                "organisations" => BackupRow::Organisations(org_row(r)?),
+                "users" => BackupRow::Users(user_row(r)?),
+                "persons" => BackupRow::Persons(person_row(r)?),
+                "person_lookup" => BackupRow::PersonLookup(lookup_row(r)?),
+                "cases" => BackupRow::Cases(case_row(r)?),
+                "applications" => BackupRow::Applications(application_row(r)?),
+                "events" => BackupRow::Events(event_row(r)?),
+                _ => BackupRow::ChainHeads(head_row(r)?),
+            })
+        }
         pub(crate) fn case_list_row(r: &$row) -> Result<crate::backend::CaseListRow, sqlx::Error> {
             Ok(crate::backend::CaseListRow {
                 case: case_row(r)?,
