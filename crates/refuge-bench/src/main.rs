@@ -17,7 +17,7 @@ use refuge_core::clock::SystemClock;
 use refuge_core::event::Actor;
 use refuge_core::ids::OrgId;
 use refuge_core::org::OrganisationKind;
-use refuge_crypto::{Entropy, OsEntropy};
+use refuge_crypto::{Entropy, OsEntropy, OsSeededEntropy};
 use refuge_store::{KeySource, NewCase, SqlStore, Store, StoreConfig};
 use serde_json::{Value, json};
 use sqlx::Connection;
@@ -258,6 +258,10 @@ struct Report {
     chain_events: u64,
     chain_problem: Option<String>,
     verify_s: f64,
+    /// Persons whose blind indexes were still deferred when the run ended.
+    index_backlog: u64,
+    /// Seconds the indexer then took to index them.
+    index_s: f64,
     raw: std::result::Result<raw::RawResult, String>,
 }
 
@@ -298,7 +302,7 @@ async fn bench_backend(opts: &Opts, url: &str, location: String) -> Result<Repor
         url,
         KeySource::KeyFile(keydir.path().join("instance.key")),
         Arc::new(SystemClock),
-        Arc::new(OsEntropy),
+        Arc::new(OsSeededEntropy::new()?),
     );
     let (store, org) = refuge_store::initialise(
         cfg,
@@ -344,6 +348,10 @@ async fn bench_backend(opts: &Opts, url: &str, location: String) -> Result<Repor
     let t = Instant::now();
     let chain = store.verify_chain().await.context("verify_chain")?;
     let verify_s = t.elapsed().as_secs_f64();
+    let index_backlog = store.index_backlog().await.context("index_backlog")?;
+    let t = Instant::now();
+    store.flush_indexes().await.context("flush_indexes")?;
+    let index_s = t.elapsed().as_secs_f64();
     store.close().await;
     drop(store);
 
@@ -373,6 +381,8 @@ async fn bench_backend(opts: &Opts, url: &str, location: String) -> Result<Repor
         chain_events: chain.events(),
         chain_problem: chain.problems.first().map(ToString::to_string),
         verify_s,
+        index_backlog,
+        index_s,
         raw,
         m,
     })
@@ -634,6 +644,8 @@ fn report_json(r: &Report, o: &Opts) -> Value {
             "chain_events": r.chain_events,
             "chain_problem": r.chain_problem,
             "verify_seconds": r.verify_s,
+            "index_backlog": r.index_backlog,
+            "index_seconds": r.index_s,
             "passed": r.passed(),
         },
         "target": {
@@ -717,6 +729,10 @@ fn print_table(reports: &[&Report]) {
                 .as_ref()
                 .map(|p| format!(": {p}"))
                 .unwrap_or_default()
+        );
+        println!(
+            "{:<9} deferred blind indexes: {} persons at the end of the run, indexed afterwards in {:.2} s",
+            "", r.index_backlog, r.index_s
         );
         if let Some(e) = &r.m.first_error {
             println!("{:<9} first error: {e}", "");

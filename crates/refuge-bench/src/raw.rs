@@ -6,7 +6,7 @@ use crate::data::Rng;
 use anyhow::{Context, Result};
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous};
+use sqlx::sqlite::SqliteConnectOptions;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -71,41 +71,44 @@ impl Payloads {
     }
 }
 
-/// SQLite at the store's settings (WAL, `synchronous=FULL`), table `bench_raw` in the same file.
+/// SQLite at the store's settings (WAL, `synchronous=FULL`), table `bench_raw` in the same file,
+/// through the same direct calls with a cached prepared statement that the store's writer uses.
 pub async fn sqlite(url: &str, duration: Duration, seed: u64) -> Result<RawResult> {
-    let opts = SqliteConnectOptions::from_str(url)?
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Full)
-        .busy_timeout(Duration::from_secs(30));
-    let mut conn = SqliteConnection::connect_with(&opts)
-        .await
-        .context("raw baseline: cannot open the SQLite file")?;
-    sqlx::raw_sql("CREATE TABLE IF NOT EXISTS bench_raw (id BLOB PRIMARY KEY, data BLOB NOT NULL)")
-        .execute(&mut conn)
-        .await?;
+    let path = SqliteConnectOptions::from_str(url)?
+        .get_filename()
+        .to_path_buf();
+    tokio::task::spawn_blocking(move || sqlite_blocking(&path, duration, seed)).await?
+}
+
+fn sqlite_blocking(path: &std::path::Path, duration: Duration, seed: u64) -> Result<RawResult> {
+    let conn =
+        rusqlite::Connection::open(path).context("raw baseline: cannot open the SQLite file")?;
+    conn.busy_timeout(Duration::from_secs(30))?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+         CREATE TABLE IF NOT EXISTS bench_raw (id BLOB PRIMARY KEY, data BLOB NOT NULL);",
+    )?;
     let mut payloads = Payloads::new(seed);
     let start = Instant::now();
     let (mut rows, mut commits) = (0u64, 0u64);
     while start.elapsed() < duration {
-        let mut tx = conn.begin().await?;
-        for _ in 0..ROWS_PER_TX {
-            let (id, data) = payloads.row();
-            sqlx::query("INSERT INTO bench_raw (id, data) VALUES (?, ?)")
-                .bind(id)
-                .bind(data)
-                .execute(&mut *tx)
-                .await?;
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        {
+            let mut insert =
+                conn.prepare_cached("INSERT INTO bench_raw (id, data) VALUES (?1, ?2)")?;
+            for _ in 0..ROWS_PER_TX {
+                let (id, data) = payloads.row();
+                insert.execute(rusqlite::params![id.as_bytes().as_slice(), data])?;
+            }
         }
-        tx.commit().await?;
+        conn.execute_batch("COMMIT")?;
         rows += ROWS_PER_TX as u64;
         commits += 1;
     }
-    let seconds = start.elapsed().as_secs_f64();
-    conn.close().await?;
     Ok(RawResult {
         rows,
         commits,
-        seconds,
+        seconds: start.elapsed().as_secs_f64(),
     })
 }
 

@@ -81,6 +81,9 @@ pub enum EventKind {
     UserCreated,
     /// A case (with its person) was created.
     CaseCreated,
+    /// Intake: a case (with its person) was created and an application submitted, in one
+    /// change.
+    CaseSubmitted,
     /// A case's facts were replaced.
     FactsUpdated,
     /// Someone revealed a person's identity.
@@ -95,11 +98,12 @@ pub enum EventKind {
 
 impl EventKind {
     /// Every kind.
-    pub const ALL: [EventKind; 9] = [
+    pub const ALL: [EventKind; 10] = [
         Self::InstanceInitialised,
         Self::OrganisationCreated,
         Self::UserCreated,
         Self::CaseCreated,
+        Self::CaseSubmitted,
         Self::FactsUpdated,
         Self::IdentityRevealed,
         Self::ApplicationCreated,
@@ -114,6 +118,7 @@ impl EventKind {
             Self::OrganisationCreated => "organisation_created",
             Self::UserCreated => "user_created",
             Self::CaseCreated => "case_created",
+            Self::CaseSubmitted => "case_submitted",
             Self::FactsUpdated => "facts_updated",
             Self::IdentityRevealed => "identity_revealed",
             Self::ApplicationCreated => "application_created",

@@ -94,19 +94,28 @@ impl OrgId {
     pub const INSTANCE: OrgId = OrgId(Uuid::nil());
 }
 
-/// A short, human-friendly case reference such as `RF-7K3M-Q9TD-2XAB`: 60 random bits in
-/// Crockford base32 (no I, L, O or U), so that it can be read over a bad phone line and
-/// collisions stay negligible at tens of millions of cases. It carries no personal data.
+/// A short, human-friendly case reference such as `RF-0K3M-Q9TD-2XAB`: 60 bits in Crockford
+/// base32 (no I, L, O or U), so that it can be read over a bad phone line. The first 24 bits
+/// count minutes since 2024 (so new references sort together and index inserts stay local), the
+/// other 36 are random (so a reference cannot be guessed from another). It carries no personal
+/// data; on its own it grants nothing.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct CaseReference(String);
 
 const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+/// 2024-01-01T00:00:00Z in Unix seconds.
+const REFERENCE_EPOCH: i64 = 1_704_067_200;
 
 impl CaseReference {
-    /// Build a reference from eight random bytes (only 60 bits are used).
-    pub fn from_random(random: [u8; 8]) -> Self {
-        let mut n = u64::from_be_bytes(random) >> 4;
+    /// Build a reference for a case created at `at`, from five random bytes (36 bits used).
+    pub fn new(at: Timestamp, random: [u8; 5]) -> Self {
+        let minutes =
+            ((at.as_micros() / 1_000_000 - REFERENCE_EPOCH).max(0) / 60) as u64 & 0xFF_FFFF;
+        let rand = u64::from_be_bytes([
+            0, 0, 0, random[0], random[1], random[2], random[3], random[4],
+        ]) >> 4;
+        let mut n = (minutes << 36) | rand;
         let mut chars = [b'0'; 12];
         for c in chars.iter_mut().rev() {
             *c = CROCKFORD.get((n & 31) as usize).copied().unwrap_or(b'0');
@@ -195,7 +204,11 @@ mod tests {
 
     #[test]
     fn references_round_trip_and_forgive_lookalikes() {
-        let r = CaseReference::from_random([0xAB; 8]);
+        let t = Timestamp::from_micros(1_790_000_000_000_000);
+        let r = CaseReference::new(t, [0xAB; 5]);
+        let later = CaseReference::new(Timestamp::from_micros(1_790_000_600_000_000), [0x00; 5]);
+        assert!(later > r, "references sort by creation minute");
+        assert_ne!(CaseReference::new(t, [1; 5]), CaseReference::new(t, [2; 5]));
         assert_eq!(r.as_str().len(), 17);
         assert_eq!(r.as_str().parse::<CaseReference>().unwrap(), r);
         let lower = r.as_str().to_lowercase();

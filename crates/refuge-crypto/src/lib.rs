@@ -36,7 +36,7 @@ mod mac;
 mod secret;
 
 pub use chain::{ChainHash, chain_link};
-pub use entropy::{Entropy, OsEntropy, SeededEntropy};
+pub use entropy::{Entropy, OsEntropy, OsSeededEntropy, SeededEntropy};
 pub use envelope::{Aad, SEAL_OVERHEAD, open, seal};
 pub use error::{CryptoError, Result};
 pub use hex::hex_encode;

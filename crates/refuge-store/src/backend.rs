@@ -107,6 +107,9 @@ pub(crate) trait WriteConn: Send {
     async fn case_version(&mut self, id: Uuid) -> Result<Option<(Uuid, i64)>>;
     /// An application's organisation, state and version.
     async fn application_state(&mut self, id: Uuid) -> Result<Option<(Uuid, String, i64)>>;
+    /// Persons whose blind indexes are not yet in `person_lookup`: (person, organisation,
+    /// concatenated 16-byte indexes), at most `limit`.
+    async fn pending_lookups(&mut self, limit: i64) -> Result<Vec<(Uuid, Uuid, Vec<u8>)>>;
     /// Write a batch: inserts, guarded updates, events and chain heads.
     async fn write_rows(&mut self, rows: &RowBatch) -> Result<()>;
 }
@@ -119,6 +122,11 @@ pub(crate) type ExportSink<'a> = &'a mut (dyn FnMut(BackupRow) -> Result<()> + S
 pub(crate) trait Backend: Send + Sync + 'static {
     /// `sqlite` or `postgres`.
     fn name(&self) -> &'static str;
+    /// Whether the writer should run on a thread of its own (its connection makes blocking
+    /// calls).
+    fn dedicated_writer_thread(&self) -> bool {
+        false
+    }
     /// Open the writer's own connection.
     async fn writer(&self) -> Result<Box<dyn WriteConn>>;
     /// Apply embedded migrations that have not been applied yet.
@@ -144,6 +152,8 @@ pub(crate) trait Backend: Send + Sync + 'static {
     ) -> Result<Vec<CaseListRow>>;
     /// Persons whose blind index matches.
     async fn persons_by_index(&self, bidx: &[u8]) -> Result<Vec<Uuid>>;
+    /// Persons whose blind indexes are still pending, with their indexes.
+    async fn pending_lookups(&self) -> Result<Vec<(Uuid, Vec<u8>)>>;
     /// One application.
     async fn application(&self, id: Uuid) -> Result<Option<ApplicationRow>>;
     /// Applications of a case, oldest first.

@@ -231,6 +231,11 @@ pub trait Store: Send + Sync {
 
     /// The events about a case and its applications, in order.
     async fn case_events(&self, scope: Scope, case: CaseId) -> Result<Vec<Event>>;
+    /// Persons whose blind indexes are still waiting for the background indexer (lookups
+    /// find them all the same, by scanning this backlog).
+    async fn index_backlog(&self) -> Result<u64>;
+    /// Index the whole backlog now; returns how many persons were indexed.
+    async fn flush_indexes(&self) -> Result<u64>;
     /// Verify every organisation's hash chain.
     async fn verify_chain(&self) -> Result<ChainReport>;
     /// Row counts per table.

@@ -102,6 +102,19 @@ impl WriteConn for PgWriter {
         .await?)
     }
 
+    async fn pending_lookups(&mut self, limit: i64) -> Result<Vec<(Uuid, Uuid, Vec<u8>)>> {
+        let rows: Vec<(Uuid, Uuid, Option<Vec<u8>>)> = sqlx::query_as(
+            "SELECT id, organisation_id, lookup FROM persons WHERE lookup_pending = 1 LIMIT $1 FOR UPDATE",
+        )
+        .bind(limit)
+        .fetch_all(&mut self.conn)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(p, o, l)| (p, o, l.unwrap_or_default()))
+            .collect())
+    }
+
     async fn write_rows(&mut self, b: &RowBatch) -> Result<()> {
         let c = &mut self.conn;
         if !b.meta.is_empty() {
@@ -136,7 +149,7 @@ impl WriteConn for PgWriter {
                 .await?;
         }
         if !b.persons.is_empty() {
-            sqlx::query("INSERT INTO persons (id, organisation_id, wrapped_key, key_id, pseudonym_ct, identity_ct, created_at, erased_at) SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::bytea[], $4::bytea[], $5::bytea[], $6::bytea[], $7::int8[], $8::int8[])")
+            sqlx::query("INSERT INTO persons (id, organisation_id, wrapped_key, key_id, pseudonym_ct, identity_ct, created_at, erased_at, lookup, lookup_pending) SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::bytea[], $4::bytea[], $5::bytea[], $6::bytea[], $7::int8[], $8::int8[], $9::bytea[], $10::int8[])")
                 .bind(col(&b.persons, |r| r.id))
                 .bind(col(&b.persons, |r| r.organisation_id))
                 .bind(col(&b.persons, |r| r.wrapped_key.clone()))
@@ -145,6 +158,8 @@ impl WriteConn for PgWriter {
                 .bind(col(&b.persons, |r| r.identity_ct.clone()))
                 .bind(col(&b.persons, |r| r.created_at))
                 .bind(col(&b.persons, |r| r.erased_at))
+                .bind(col(&b.persons, |r| r.lookup.clone()))
+                .bind(col(&b.persons, |r| r.lookup_pending))
                 .execute(&mut *c)
                 .await?;
         }
@@ -153,6 +168,12 @@ impl WriteConn for PgWriter {
                 .bind(col(&b.lookups, |r| r.organisation_id))
                 .bind(col(&b.lookups, |r| r.bidx.clone()))
                 .bind(col(&b.lookups, |r| r.person_id))
+                .execute(&mut *c)
+                .await?;
+        }
+        if !b.indexed.is_empty() {
+            sqlx::query("UPDATE persons SET lookup_pending = 0 WHERE id = ANY($1)")
+                .bind(&b.indexed)
                 .execute(&mut *c)
                 .await?;
         }
@@ -327,11 +348,22 @@ impl Backend for PgBackend {
         Ok(rows.iter().map(user_row).collect::<Result<_, _>>()?)
     }
 
+    async fn pending_lookups(&self) -> Result<Vec<(Uuid, Vec<u8>)>> {
+        Ok(sqlx::query_as(
+            "SELECT id, lookup FROM persons WHERE lookup_pending = 1 AND lookup IS NOT NULL",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     async fn person(&self, id: Uuid) -> Result<Option<PersonRow>> {
-        let row = sqlx::query("SELECT id, organisation_id, wrapped_key, key_id, pseudonym_ct, identity_ct, created_at, erased_at FROM persons WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM persons WHERE id = $1",
+            cols::PERSON
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.as_ref().map(person_row).transpose()?)
     }
 

@@ -57,6 +57,9 @@ pub struct PersonRow {
     pub identity_ct: Vec<u8>,
     pub created_at: i64,
     pub erased_at: Option<i64>,
+    #[serde(with = "b64opt")]
+    pub lookup: Option<Vec<u8>>,
+    pub lookup_pending: i64,
 }
 
 /// `person_lookup`: blind indexes of names and document numbers.
@@ -162,6 +165,8 @@ pub struct RowBatch {
     pub application_updates: Vec<ApplicationUpdate>,
     pub events: Vec<EventRow>,
     pub heads: Vec<HeadRow>,
+    /// Persons whose pending blind indexes this batch writes to `person_lookup`.
+    pub indexed: Vec<Uuid>,
 }
 
 mod b64 {
@@ -202,7 +207,7 @@ mod b64opt {
 pub(crate) mod cols {
     pub const ORG: &str = "id, kind, name, created_at";
     pub const USER: &str = "id, organisation_id, login_bidx, wrapped_key, login_ct, display_ct, roles, disabled, version, created_at";
-    pub const PERSON: &str = "id, organisation_id, wrapped_key, key_id, pseudonym_ct, identity_ct, created_at, erased_at";
+    pub const PERSON: &str = "id, organisation_id, wrapped_key, key_id, pseudonym_ct, identity_ct, created_at, erased_at, lookup, lookup_pending";
     pub const CASE: &str =
         "id, organisation_id, person_id, reference, facts_ct, version, created_at, updated_at";
     pub const APPLICATION: &str = "id, organisation_id, case_id, programme, state, version, decision_basis, decision_ct, decided_by, decided_at, created_at, updated_at";
@@ -262,7 +267,9 @@ macro_rules! row_decoders {
                     pseudonym_ct,
                     identity_ct,
                     created_at,
-                    erased_at
+                    erased_at,
+                    lookup,
+                    lookup_pending
                 }
             ))
         }

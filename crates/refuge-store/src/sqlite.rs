@@ -7,7 +7,6 @@ use crate::error::{Result, StoreError};
 use crate::rows::*;
 use async_trait::async_trait;
 use futures_util::TryStreamExt;
-use sqlx::query_builder::Separated;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteRow, SqliteSynchronous,
@@ -20,13 +19,38 @@ use uuid::Uuid;
 row_decoders!(SqliteRow);
 
 const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/0001_init.sql"))];
-/// SQLite's limit on bound parameters per statement (32766 since 3.32) with headroom.
-const MAX_PARAMS: usize = 30_000;
 
 /// SQLite, embedded.
 pub(crate) struct SqliteBackend {
     pool: SqlitePool,
     opts: SqliteConnectOptions,
+    checkpointer: tokio::task::JoinHandle<()>,
+}
+
+/// How often the background checkpointer copies the WAL into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+
+/// Checkpoint the WAL from a connection of its own, so that commits never wait for a
+/// checkpoint (the writer connection has automatic checkpoints turned off). PASSIVE never
+/// blocks readers or the writer; SQLite restarts the WAL once it is fully checkpointed.
+async fn checkpoint_loop(opts: SqliteConnectOptions) {
+    let mut conn = None;
+    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if conn.is_none() {
+            conn = SqliteConnection::connect_with(&opts).await.ok();
+        }
+        if let Some(c) = conn.as_mut()
+            && let Err(e) = sqlx::raw_sql("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&mut *c)
+                .await
+        {
+            tracing::warn!(error = %e, "background checkpoint failed");
+            conn = None;
+        }
+    }
 }
 
 impl SqliteBackend {
@@ -44,12 +68,13 @@ impl SqliteBackend {
             .min_connections(1)
             .connect_with(opts.clone())
             .await?;
-        Ok(Self { pool, opts })
+        let checkpointer = tokio::spawn(checkpoint_loop(opts.clone()));
+        Ok(Self {
+            pool,
+            opts,
+            checkpointer,
+        })
     }
-}
-
-struct SqliteWriter {
-    conn: SqliteConnection,
 }
 
 async fn exec(conn: &mut SqliteConnection, sql: &'static str) -> Result<()> {
@@ -57,164 +82,189 @@ async fn exec(conn: &mut SqliteConnection, sql: &'static str) -> Result<()> {
     Ok(())
 }
 
-async fn insert<T>(
-    conn: &mut SqliteConnection,
-    head: &'static str,
-    tail: &'static str,
-    ncols: usize,
-    rows: &[T],
-    mut push: impl FnMut(&mut Separated<'_, Sqlite, &'static str>, &T),
-) -> Result<()> {
-    for chunk in rows.chunks((MAX_PARAMS / ncols).max(1)) {
-        let mut qb = QueryBuilder::<Sqlite>::new(head);
-        qb.push_values(chunk, |mut b, r| push(&mut b, r));
-        qb.push(tail);
-        qb.build().persistent(false).execute(&mut *conn).await?;
+/// The writer's connection. It uses rusqlite rather than sqlx: the writer runs on a thread of its
+/// own (see [`Backend::dedicated_writer_thread`]), and each statement is then a direct call into
+/// SQLite with a cached prepared statement, rather than a hand-off to a worker thread with its
+/// arguments copied. Both libraries link the same bundled SQLite.
+struct SqliteWriter {
+    conn: rusqlite::Connection,
+}
+
+fn lite(e: rusqlite::Error) -> StoreError {
+    if let rusqlite::Error::SqliteFailure(f, _) = &e
+        && (f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+            || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
+    {
+        return StoreError::Database(format!("unique constraint violated: {e}"));
     }
-    Ok(())
+    StoreError::Database(e.to_string())
+}
+
+fn uuid_from(b: Vec<u8>) -> Result<Uuid> {
+    Uuid::from_slice(&b).map_err(|_| crate::error::bad_column("id", "length"))
+}
+
+impl SqliteWriter {
+    fn open(path: &std::path::Path) -> Result<Self> {
+        let conn = rusqlite::Connection::open(path).map_err(lite)?;
+        conn.busy_timeout(Duration::from_secs(30)).map_err(lite)?;
+        // Durability: every commit is synced before it is acknowledged. Checkpoints run in the
+        // background (see checkpoint_loop), never inside a commit.
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
+             PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;",
+        )
+        .map_err(lite)?;
+        conn.set_prepared_statement_cache_capacity(64);
+        Ok(Self { conn })
+    }
+
+    fn run(&self, sql: &str, params: impl rusqlite::Params) -> Result<usize> {
+        self.conn
+            .prepare_cached(sql)
+            .and_then(|mut st| st.execute(params))
+            .map_err(lite)
+    }
+
+    fn row<T>(
+        &self,
+        sql: &str,
+        id: Uuid,
+        f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Option<T>> {
+        use rusqlite::OptionalExtension;
+        self.conn
+            .prepare_cached(sql)
+            .and_then(|mut st| st.query_row([id.as_bytes().as_slice()], f).optional())
+            .map_err(lite)
+    }
 }
 
 #[async_trait]
 impl WriteConn for SqliteWriter {
     async fn begin(&mut self) -> Result<()> {
-        exec(&mut self.conn, "BEGIN IMMEDIATE").await
+        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(lite)
     }
 
     async fn commit(&mut self) -> Result<()> {
-        exec(&mut self.conn, "COMMIT").await
+        self.conn.execute_batch("COMMIT").map_err(lite)
     }
 
     async fn rollback(&mut self) -> Result<()> {
-        exec(&mut self.conn, "ROLLBACK").await
+        self.conn.execute_batch("ROLLBACK").map_err(lite)
     }
 
     async fn lock_head(&mut self, org: Uuid) -> Result<Option<(i64, Vec<u8>)>> {
-        Ok(
-            sqlx::query_as("SELECT seq, hash FROM chain_heads WHERE organisation_id = ?")
-                .bind(org)
-                .fetch_optional(&mut self.conn)
-                .await?,
+        self.row(
+            "SELECT seq, hash FROM chain_heads WHERE organisation_id = ?1",
+            org,
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
     }
 
     async fn case_version(&mut self, id: Uuid) -> Result<Option<(Uuid, i64)>> {
-        Ok(
-            sqlx::query_as("SELECT organisation_id, version FROM cases WHERE id = ?")
-                .bind(id)
-                .fetch_optional(&mut self.conn)
-                .await?,
-        )
+        let row: Option<(Vec<u8>, i64)> = self.row(
+            "SELECT organisation_id, version FROM cases WHERE id = ?1",
+            id,
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        row.map(|(org, v)| Ok((uuid_from(org)?, v))).transpose()
     }
 
     async fn application_state(&mut self, id: Uuid) -> Result<Option<(Uuid, String, i64)>> {
-        Ok(
-            sqlx::query_as("SELECT organisation_id, state, version FROM applications WHERE id = ?")
-                .bind(id)
-                .fetch_optional(&mut self.conn)
-                .await?,
-        )
+        let row: Option<(Vec<u8>, String, i64)> = self.row(
+            "SELECT organisation_id, state, version FROM applications WHERE id = ?1",
+            id,
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        row.map(|(org, st, v)| Ok((uuid_from(org)?, st, v)))
+            .transpose()
+    }
+
+    async fn pending_lookups(&mut self, limit: i64) -> Result<Vec<(Uuid, Uuid, Vec<u8>)>> {
+        let rows: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> = self
+            .conn
+            .prepare_cached(
+                "SELECT id, organisation_id, lookup FROM persons WHERE lookup_pending = 1 LIMIT ?1",
+            )
+            .and_then(|mut st| {
+                st.query_map([limit], |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get::<_, Option<Vec<u8>>>(2)?.unwrap_or_default(),
+                    ))
+                })?
+                .collect()
+            })
+            .map_err(lite)?;
+        rows.into_iter()
+            .map(|(p, o, l)| Ok((uuid_from(p)?, uuid_from(o)?, l)))
+            .collect()
     }
 
     async fn write_rows(&mut self, b: &RowBatch) -> Result<()> {
-        let c = &mut self.conn;
-        insert(
-            c,
-            "INSERT INTO instance_meta (key, value) ",
-            " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            2,
-            &b.meta,
-            |q, r| {
-                q.push_bind(r.key.clone()).push_bind(r.value.clone());
-            },
-        )
-        .await?;
-        insert(
-            c,
-            "INSERT INTO organisations (id, kind, name, created_at) ",
-            "",
-            4,
-            &b.orgs,
-            |q, r| {
-                q.push_bind(r.id)
-                    .push_bind(r.kind.clone())
-                    .push_bind(r.name.clone())
-                    .push_bind(r.created_at);
-            },
-        )
-        .await?;
-        insert(c, "INSERT INTO users (id, organisation_id, login_bidx, wrapped_key, login_ct, display_ct, roles, disabled, version, created_at) ", "", 10, &b.users, |q, r| {
-            q.push_bind(r.id)
-                .push_bind(r.organisation_id)
-                .push_bind(r.login_bidx.clone())
-                .push_bind(r.wrapped_key.clone())
-                .push_bind(r.login_ct.clone())
-                .push_bind(r.display_ct.clone())
-                .push_bind(r.roles.clone())
-                .push_bind(r.disabled)
-                .push_bind(r.version)
-                .push_bind(r.created_at);
-        })
-        .await?;
-        insert(c, "INSERT INTO persons (id, organisation_id, wrapped_key, key_id, pseudonym_ct, identity_ct, created_at, erased_at) ", "", 8, &b.persons, |q, r| {
-            q.push_bind(r.id)
-                .push_bind(r.organisation_id)
-                .push_bind(r.wrapped_key.clone())
-                .push_bind(r.key_id.clone())
-                .push_bind(r.pseudonym_ct.clone())
-                .push_bind(r.identity_ct.clone())
-                .push_bind(r.created_at)
-                .push_bind(r.erased_at);
-        })
-        .await?;
-        insert(
-            c,
-            "INSERT INTO person_lookup (organisation_id, bidx, person_id) ",
-            " ON CONFLICT DO NOTHING",
-            3,
-            &b.lookups,
-            |q, r| {
-                q.push_bind(r.organisation_id)
-                    .push_bind(r.bidx.clone())
-                    .push_bind(r.person_id);
-            },
-        )
-        .await?;
-        insert(c, "INSERT INTO cases (id, organisation_id, person_id, reference, facts_ct, version, created_at, updated_at) ", "", 8, &b.cases, |q, r| {
-            q.push_bind(r.id)
-                .push_bind(r.organisation_id)
-                .push_bind(r.person_id)
-                .push_bind(r.reference.clone())
-                .push_bind(r.facts_ct.clone())
-                .push_bind(r.version)
-                .push_bind(r.created_at)
-                .push_bind(r.updated_at);
-        })
-        .await?;
-        insert(c, "INSERT INTO applications (id, organisation_id, case_id, programme, state, version, decision_basis, decision_ct, decided_by, decided_at, created_at, updated_at) ", "", 12, &b.applications, |q, r| {
-            q.push_bind(r.id)
-                .push_bind(r.organisation_id)
-                .push_bind(r.case_id)
-                .push_bind(r.programme.clone())
-                .push_bind(r.state.clone())
-                .push_bind(r.version)
-                .push_bind(r.decision_basis.clone())
-                .push_bind(r.decision_ct.clone())
-                .push_bind(r.decided_by.clone())
-                .push_bind(r.decided_at)
-                .push_bind(r.created_at)
-                .push_bind(r.updated_at);
-        })
-        .await?;
+        use rusqlite::params;
+        let id = |u: &Uuid| *u.as_bytes();
+        let opt = |u: &Option<Uuid>| u.map(|u| *u.as_bytes());
+        for r in &b.meta {
+            self.run(
+                "INSERT INTO instance_meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![r.key, r.value],
+            )?;
+        }
+        for r in &b.orgs {
+            self.run(
+                "INSERT INTO organisations (id, kind, name, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![id(&r.id), r.kind, r.name, r.created_at],
+            )?;
+        }
+        for r in &b.users {
+            self.run(
+                "INSERT INTO users (id, organisation_id, login_bidx, wrapped_key, login_ct, display_ct, roles, disabled, version, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![id(&r.id), id(&r.organisation_id), r.login_bidx, r.wrapped_key, r.login_ct, r.display_ct, r.roles, r.disabled, r.version, r.created_at],
+            )?;
+        }
+        for r in &b.persons {
+            self.run(
+                "INSERT INTO persons (id, organisation_id, wrapped_key, key_id, pseudonym_ct, identity_ct, created_at, erased_at, lookup, lookup_pending) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![id(&r.id), id(&r.organisation_id), r.wrapped_key, r.key_id, r.pseudonym_ct, r.identity_ct, r.created_at, r.erased_at, r.lookup, r.lookup_pending],
+            )?;
+        }
+        for r in &b.lookups {
+            self.run(
+                "INSERT INTO person_lookup (organisation_id, bidx, person_id) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                params![id(&r.organisation_id), r.bidx, id(&r.person_id)],
+            )?;
+        }
+        for p in &b.indexed {
+            self.run(
+                "UPDATE persons SET lookup_pending = 0 WHERE id = ?1",
+                params![id(p)],
+            )?;
+        }
+        for r in &b.cases {
+            self.run(
+                "INSERT INTO cases (id, organisation_id, person_id, reference, facts_ct, version, created_at, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![id(&r.id), id(&r.organisation_id), id(&r.person_id), r.reference, r.facts_ct, r.version, r.created_at, r.updated_at],
+            )?;
+        }
+        for r in &b.applications {
+            self.run(
+                "INSERT INTO applications (id, organisation_id, case_id, programme, state, version, decision_basis, decision_ct, decided_by, decided_at, created_at, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                params![id(&r.id), id(&r.organisation_id), id(&r.case_id), r.programme, r.state, r.version, r.decision_basis, r.decision_ct, r.decided_by, r.decided_at, r.created_at, r.updated_at],
+            )?;
+        }
         for u in &b.case_updates {
-            let done = sqlx::query("UPDATE cases SET facts_ct = ?, version = ?, updated_at = ? WHERE id = ? AND version = ?")
-                .bind(&u.facts_ct)
-                .bind(u.version)
-                .bind(u.updated_at)
-                .bind(u.id)
-                .bind(u.version - 1)
-                .execute(&mut *c)
-                .await?;
-            if done.rows_affected() != 1 {
+            let n = self.run(
+                "UPDATE cases SET facts_ct = ?1, version = ?2, updated_at = ?3 WHERE id = ?4 AND version = ?5",
+                params![u.facts_ct, u.version, u.updated_at, id(&u.id), u.version - 1],
+            )?;
+            if n != 1 {
                 return Err(StoreError::Database(format!(
                     "case {} changed during the write",
                     u.id
@@ -223,66 +273,37 @@ impl WriteConn for SqliteWriter {
         }
         for u in &b.application_updates {
             let (basis, ct, by, at) = match &u.decision {
-                Some((basis, ct, by, at)) => (
-                    Some(basis.clone()),
-                    Some(ct.clone()),
-                    Some(by.clone()),
-                    Some(*at),
-                ),
+                Some((basis, ct, by, at)) => (Some(basis), Some(ct), Some(by), Some(*at)),
                 None => (None, None, None, None),
             };
-            let done = sqlx::query(
-                "UPDATE applications SET state = ?, version = ?, updated_at = ?, \
-                 decision_basis = COALESCE(?, decision_basis), decision_ct = COALESCE(?, decision_ct), \
-                 decided_by = COALESCE(?, decided_by), decided_at = COALESCE(?, decided_at) \
-                 WHERE id = ? AND version = ?",
-            )
-            .bind(&u.state)
-            .bind(u.version)
-            .bind(u.updated_at)
-            .bind(basis)
-            .bind(ct)
-            .bind(by)
-            .bind(at)
-            .bind(u.id)
-            .bind(u.version - 1)
-            .execute(&mut *c)
-            .await?;
-            if done.rows_affected() != 1 {
+            let n = self.run(
+                "UPDATE applications SET state = ?1, version = ?2, updated_at = ?3, \
+                 decision_basis = COALESCE(?4, decision_basis), decision_ct = COALESCE(?5, decision_ct), \
+                 decided_by = COALESCE(?6, decided_by), decided_at = COALESCE(?7, decided_at) \
+                 WHERE id = ?8 AND version = ?9",
+                params![u.state, u.version, u.updated_at, basis, ct, by, at, id(&u.id), u.version - 1],
+            )?;
+            if n != 1 {
                 return Err(StoreError::Database(format!(
                     "application {} changed during the write",
                     u.id
                 )));
             }
         }
-        insert(c, "INSERT INTO events (organisation_id, seq, id, at, actor, kind, subject, person_id, meta, body_ct, prev_hash, hash) ", "", 12, &b.events, |q, r| {
-            q.push_bind(r.organisation_id)
-                .push_bind(r.seq)
-                .push_bind(r.id)
-                .push_bind(r.at)
-                .push_bind(r.actor.clone())
-                .push_bind(r.kind.clone())
-                .push_bind(r.subject)
-                .push_bind(r.person_id)
-                .push_bind(r.meta.clone())
-                .push_bind(r.body_ct.clone())
-                .push_bind(r.prev_hash.clone())
-                .push_bind(r.hash.clone());
-        })
-        .await?;
-        insert(
-            c,
-            "INSERT INTO chain_heads (organisation_id, seq, hash) ",
-            " ON CONFLICT(organisation_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-            3,
-            &b.heads,
-            |q, r| {
-                q.push_bind(r.organisation_id)
-                    .push_bind(r.seq)
-                    .push_bind(r.hash.clone());
-            },
-        )
-        .await?;
+        for r in &b.events {
+            self.run(
+                "INSERT INTO events (organisation_id, seq, id, at, actor, kind, subject, person_id, meta, body_ct, prev_hash, hash) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                params![id(&r.organisation_id), r.seq, id(&r.id), r.at, r.actor, r.kind, id(&r.subject), opt(&r.person_id), r.meta, r.body_ct, r.prev_hash, r.hash],
+            )?;
+        }
+        for r in &b.heads {
+            self.run(
+                "INSERT INTO chain_heads (organisation_id, seq, hash) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT(organisation_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+                params![id(&r.organisation_id), r.seq, r.hash],
+            )?;
+        }
         Ok(())
     }
 }
@@ -293,9 +314,12 @@ impl Backend for SqliteBackend {
         "sqlite"
     }
 
+    fn dedicated_writer_thread(&self) -> bool {
+        true
+    }
+
     async fn writer(&self) -> Result<Box<dyn WriteConn>> {
-        let conn = SqliteConnection::connect_with(&self.opts).await?;
-        Ok(Box::new(SqliteWriter { conn }))
+        Ok(Box::new(SqliteWriter::open(self.opts.get_filename())?))
     }
 
     async fn migrate(&self) -> Result<()> {
@@ -349,11 +373,22 @@ impl Backend for SqliteBackend {
         Ok(rows.iter().map(user_row).collect::<Result<_, _>>()?)
     }
 
+    async fn pending_lookups(&self) -> Result<Vec<(Uuid, Vec<u8>)>> {
+        Ok(sqlx::query_as(
+            "SELECT id, lookup FROM persons WHERE lookup_pending = 1 AND lookup IS NOT NULL",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     async fn person(&self, id: Uuid) -> Result<Option<PersonRow>> {
-        let row = sqlx::query("SELECT id, organisation_id, wrapped_key, key_id, pseudonym_ct, identity_ct, created_at, erased_at FROM persons WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM persons WHERE id = ?",
+            cols::PERSON
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.as_ref().map(person_row).transpose()?)
     }
 
@@ -493,6 +528,7 @@ impl Backend for SqliteBackend {
     }
 
     async fn close(&self) {
+        self.checkpointer.abort();
         self.pool.close().await;
     }
 }

@@ -24,6 +24,7 @@ use refuge_crypto::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use uuid::Uuid;
 
@@ -71,6 +72,91 @@ pub struct SqlStore {
     clock: Arc<dyn Clock>,
     entropy: Arc<dyn Entropy>,
     orgs: RwLock<HashSet<Uuid>>,
+    backlog: Arc<Backlog>,
+    indexer: tokio::task::JoinHandle<()>,
+}
+
+/// How many persons one indexing pass takes at most.
+const INDEX_BATCH: i64 = 5_000;
+/// How often the background indexer looks at the backlog.
+const INDEX_TICK: std::time::Duration = std::time::Duration::from_millis(250);
+/// Intake must have been quiet this long (µs) before the indexer runs...
+const INDEX_WHEN_QUIET_FOR: i64 = 1_000_000;
+/// ...unless the backlog reaches this many persons (it bounds what a lookup scans).
+const INDEX_BACKLOG_LIMIT: u64 = 200_000;
+
+/// Blind indexes waiting for the indexer, and when intake last wrote.
+#[derive(Default)]
+pub(crate) struct Backlog {
+    persons: AtomicU64,
+    last_intake: AtomicI64,
+}
+
+/// Move pending blind indexes into `person_lookup`, a pass at a time, until none are left, or
+/// (when `yield_to_intake`) until intake resumes.
+async fn index_pending(
+    writer: &Writer,
+    backlog: &Backlog,
+    clock: &dyn Clock,
+    yield_to_intake: bool,
+) -> Result<usize> {
+    let mut total = 0;
+    loop {
+        let started = clock.now().as_micros();
+        match writer
+            .write(Op::IndexLookups { limit: INDEX_BATCH })
+            .await?
+        {
+            Outcome::Indexed { persons } => {
+                total += persons;
+                let n = u64::try_from(persons).unwrap_or(0);
+                let _ = backlog
+                    .persons
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |p| {
+                        Some(p.saturating_sub(n))
+                    });
+                if i64::try_from(persons).unwrap_or(0) < INDEX_BATCH {
+                    backlog.persons.store(0, Ordering::Release);
+                    return Ok(total);
+                }
+            }
+            _ => return Ok(total),
+        }
+        let resumed = backlog.last_intake.load(Ordering::Acquire) > started;
+        if yield_to_intake
+            && resumed
+            && backlog.persons.load(Ordering::Acquire) < INDEX_BACKLOG_LIMIT
+        {
+            return Ok(total);
+        }
+    }
+}
+
+/// The background indexer. Acknowledged intake never waits for blind-index maintenance: the
+/// indexes are durable in each person's row from the start, lookups also scan that backlog,
+/// and the backlog is copied into `person_lookup` in sorted bulk when intake is quiet, or when
+/// it grows past [`INDEX_BACKLOG_LIMIT`].
+async fn indexer_loop(writer: Writer, backlog: Arc<Backlog>, clock: Arc<dyn Clock>) {
+    let mut tick = tokio::time::interval(INDEX_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let pending = backlog.persons.load(Ordering::Acquire);
+        let quiet = clock.now().as_micros() - backlog.last_intake.load(Ordering::Acquire)
+            >= INDEX_WHEN_QUIET_FOR;
+        if pending > 0
+            && (quiet || pending >= INDEX_BACKLOG_LIMIT)
+            && let Err(e) = index_pending(&writer, &backlog, &*clock, true).await
+        {
+            tracing::warn!(error = %e, "indexing blind indexes failed; will retry");
+        }
+    }
+}
+
+impl Drop for SqlStore {
+    fn drop(&mut self) {
+        self.indexer.abort();
+    }
 }
 
 pub(crate) async fn connect(url: &str) -> Result<Arc<dyn Backend>> {
@@ -209,6 +295,16 @@ impl SqlStore {
             .map(|o| o.id)
             .collect();
         let writer = Writer::spawn(backend.clone(), cfg.clock.clone(), cfg.max_batch);
+        // There may be a backlog from an earlier run: look once.
+        let backlog = Arc::new(Backlog {
+            persons: AtomicU64::new(1),
+            last_intake: AtomicI64::new(0),
+        });
+        let indexer = tokio::spawn(indexer_loop(
+            writer.clone(),
+            backlog.clone(),
+            cfg.clock.clone(),
+        ));
         Ok(Self {
             backend,
             writer,
@@ -216,6 +312,8 @@ impl SqlStore {
             clock: cfg.clock.clone(),
             entropy: cfg.entropy.clone(),
             orgs: RwLock::new(orgs),
+            backlog,
+            indexer,
         })
     }
 
@@ -466,6 +564,27 @@ impl SqlStore {
             self.keys
                 .instance
                 .wrap_data_key(&dk, &person_owner(person_id), &*self.entropy)?;
+        // Blind indexes of names and document numbers, kept in the person's row until the
+        // background indexer copies them into person_lookup (see `indexer_loop`).
+        let mut lookup: Vec<u8> = Vec::new();
+        let names = new
+            .person
+            .names
+            .iter()
+            .map(|n| ("person.name", normalise_for_index(n.value.as_str())));
+        let docs = new.person.documents.iter().map(|d| {
+            (
+                "person.document",
+                normalise_document_number(d.number.as_str()),
+            )
+        });
+        for (domain, value) in names.chain(docs).filter(|(_, v)| !v.is_empty()) {
+            let bidx = blind_index(&self.keys.index, domain, value.as_bytes());
+            if !lookup.chunks_exact(16).any(|c| c == bidx.as_slice()) {
+                lookup.extend_from_slice(&bidx);
+            }
+        }
+        let has_lookup = !lookup.is_empty();
         let pseudonym_ct = match &new.person.pseudonym {
             Some(p) => Some(self.seal(&dk, "persons", "pseudonym", person_id, &json(p)?)?),
             None => None,
@@ -479,30 +598,16 @@ impl SqlStore {
             identity_ct: self.seal(&dk, "persons", "identity", person_id, &json(&new.person)?)?,
             created_at: now.as_micros(),
             erased_at: None,
+            lookup_pending: i64::from(has_lookup),
+            lookup: has_lookup.then_some(lookup),
         });
-        let mut seen = HashSet::new();
-        let names = new
-            .person
-            .names
-            .iter()
-            .map(|n| ("person.name", normalise_for_index(n.value.as_str())));
-        let docs = new.person.documents.iter().map(|d| {
-            (
-                "person.document",
-                normalise_document_number(d.number.as_str()),
-            )
-        });
-        for (domain, value) in names.chain(docs) {
-            let bidx = blind_index(&self.keys.index, domain, value.as_bytes()).to_vec();
-            if !value.is_empty() && seen.insert(bidx.clone()) {
-                rows.lookups.push(LookupRow {
-                    organisation_id: org,
-                    bidx,
-                    person_id,
-                });
-            }
+        if has_lookup {
+            self.backlog.persons.fetch_add(1, Ordering::AcqRel);
         }
-        let reference = CaseReference::from_random(self.random()?);
+        self.backlog
+            .last_intake
+            .store(now.as_micros(), Ordering::Release);
+        let reference = CaseReference::new(now, self.random()?);
         rows.cases.push(CaseRow {
             id: case_id,
             organisation_id: org,
@@ -787,6 +892,19 @@ impl Store for SqlStore {
             &mut rows,
             &mut events,
         )?;
+        // One change, one event: `case_submitted` carries both the case's and the
+        // application's metadata (and the case's encrypted body).
+        if let (Some(app_event), Some(case_event)) = (events.pop(), events.first_mut()) {
+            case_event.kind = EventKind::CaseSubmitted.as_str();
+            case_event
+                .meta
+                .insert("application_id".into(), app.id.to_string().into());
+            for key in ["programme", "state"] {
+                if let Some(v) = app_event.meta.get(key) {
+                    case_event.meta.insert(key.into(), v.clone());
+                }
+            }
+        }
         self.writer
             .write(Op::Insert {
                 what: "case",
@@ -820,12 +938,19 @@ impl Store for SqlStore {
             Lookup::Name(n) => ("person.name", normalise_for_index(n)),
             Lookup::Document(d) => ("person.document", normalise_document_number(d)),
         };
-        let persons: HashSet<Uuid> = self
+        let bidx = blind_index(&self.keys.index, domain, value.as_bytes());
+        let mut persons: HashSet<Uuid> = self
             .backend
-            .persons_by_index(&blind_index(&self.keys.index, domain, value.as_bytes()))
+            .persons_by_index(&bidx)
             .await?
             .into_iter()
             .collect();
+        // Persons whose indexes the background indexer has not copied yet.
+        for (person, lookup) in self.backend.pending_lookups().await? {
+            if lookup.chunks_exact(16).any(|c| c == bidx.as_slice()) {
+                persons.insert(person);
+            }
+        }
         if persons.is_empty() {
             return Ok(Vec::new());
         }
@@ -916,7 +1041,9 @@ impl Store for SqlStore {
                 updated_at: Timestamp::from_micros(at),
                 ..current
             }),
-            Outcome::Written { .. } => Err(StoreError::Database("unexpected write outcome".into())),
+            Outcome::Written { .. } | Outcome::Indexed { .. } => {
+                Err(StoreError::Database("unexpected write outcome".into()))
+            }
         }
     }
 
@@ -1062,7 +1189,9 @@ impl Store for SqlStore {
                 }
                 Ok(app)
             }
-            Outcome::Written { .. } => Err(StoreError::Database("unexpected write outcome".into())),
+            Outcome::Written { .. } | Outcome::Indexed { .. } => {
+                Err(StoreError::Database("unexpected write outcome".into()))
+            }
         }
     }
 
@@ -1103,6 +1232,14 @@ impl Store for SqlStore {
             .collect()
     }
 
+    async fn index_backlog(&self) -> Result<u64> {
+        Ok(self.backend.pending_lookups().await?.len() as u64)
+    }
+
+    async fn flush_indexes(&self) -> Result<u64> {
+        Ok(index_pending(&self.writer, &self.backlog, &*self.clock, false).await? as u64)
+    }
+
     async fn verify_chain(&self) -> Result<ChainReport> {
         chain::verify(&*self.backend).await
     }
@@ -1116,6 +1253,10 @@ impl Store for SqlStore {
     }
 
     async fn close(&self) {
+        self.indexer.abort();
+        if let Err(e) = index_pending(&self.writer, &self.backlog, &*self.clock, false).await {
+            tracing::warn!(error = %e, "indexing blind indexes at close failed; they stay pending");
+        }
         self.backend.close().await;
     }
 }

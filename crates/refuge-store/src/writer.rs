@@ -58,6 +58,9 @@ pub(crate) enum Op {
     },
     /// Only an event (e.g. an identity read).
     Append { event: PendingEvent },
+    /// Copy up to `limit` persons' pending blind indexes into `person_lookup`, sorted, so that
+    /// the random index inserts happen in bulk off the intake path. Derived data: no event.
+    IndexLookups { limit: i64 },
 }
 
 /// What a write did.
@@ -71,6 +74,8 @@ pub(crate) enum Outcome {
         at: i64,
         from: Option<ApplicationState>,
     },
+    /// This many persons' blind indexes were written.
+    Indexed { persons: usize },
 }
 
 struct Job {
@@ -92,7 +97,27 @@ impl Writer {
         max_batch: usize,
     ) -> Self {
         let (tx, rx) = mpsc::channel(max_batch.max(1) * 8);
-        tokio::spawn(run(backend, clock, rx, max_batch.max(1)));
+        let max = max_batch.max(1);
+        if backend.dedicated_writer_thread() {
+            // A connection that blocks gets a thread (and a single-threaded runtime) of its own,
+            // so it never stalls the tasks that encrypt and prepare the next requests.
+            let spawned = std::thread::Builder::new()
+                .name("refuge-writer".into())
+                .spawn(move || {
+                    match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(rt) => rt.block_on(run(backend, clock, rx, max)),
+                        Err(e) => tracing::error!(error = %e, "cannot start the writer's runtime"),
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start the writer thread");
+            }
+        } else {
+            tokio::spawn(run(backend, clock, rx, max));
+        }
         Self { tx }
     }
 
@@ -332,6 +357,25 @@ impl Group {
             Op::Append { event } => {
                 self.append(c, event.clone()).await?;
                 Ok(Ok(Outcome::Written { at: self.at }))
+            }
+            Op::IndexLookups { limit } => {
+                let pending = c.pending_lookups(*limit).await?;
+                let mut lookups: Vec<LookupRow> = pending
+                    .iter()
+                    .flat_map(|(person, org, blob)| {
+                        blob.chunks_exact(16).map(|bidx| LookupRow {
+                            organisation_id: *org,
+                            bidx: bidx.to_vec(),
+                            person_id: *person,
+                        })
+                    })
+                    .collect();
+                lookups.sort_by(|a, b| a.bidx.cmp(&b.bidx));
+                self.rows.lookups.extend(lookups);
+                self.rows.indexed.extend(pending.iter().map(|(p, ..)| *p));
+                Ok(Ok(Outcome::Indexed {
+                    persons: pending.len(),
+                }))
             }
         }
     }

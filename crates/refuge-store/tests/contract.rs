@@ -1177,13 +1177,52 @@ async fn group_commit_under_concurrency(env: Env) {
             .await
             .unwrap();
     }
+    // The background indexer moves the blind indexes (a name and a document each) into
+    // person_lookup within a few seconds; lookups work before and after.
+    let found = store
+        .find_cases(Scope::Instance, &Lookup::Name("writer 3 person 4".into()))
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    let mut indexed = 0;
+    for _ in 0..100 {
+        let counts = store.counts().await.unwrap();
+        indexed = counts
+            .iter()
+            .find(|(n, _)| *n == "person_lookup")
+            .unwrap()
+            .1;
+        if indexed >= 640 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(indexed, 640, "a name and a document number per person");
+    let found = store
+        .find_cases(Scope::Instance, &Lookup::Name("Writer 3 Person 4".into()))
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(
+        store
+            .find_cases(Scope::Instance, &Lookup::Document("75 1234567".into()))
+            .await
+            .unwrap()
+            .len(),
+        320
+    );
     let report = store.verify_chain().await.unwrap();
     assert!(report.is_intact(), "{:?}", report.problems);
     assert_eq!(
         report.events(),
-        320 * 2 + 2,
-        "two events per submission, plus init and organisation"
+        320 + 2,
+        "one case_submitted event per submission, plus init and organisation"
     );
+    let events = store.case_events(Scope::Instance, all[0]).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].kind, EventKind::CaseSubmitted);
+    assert_eq!(events[0].meta["state"], "submitted");
+    assert_eq!(events[0].meta["programme"], "nl-moratorium");
 }
 
 async fn backup_restores_on_both_backends(env: Env) {
@@ -1233,6 +1272,9 @@ async fn backup_restores_on_both_backends(env: Env) {
         let store = refuge_store::open(config(&url, &env.key)).await.unwrap();
         let after = store.counts().await.unwrap();
         for ((t, a), (_, b)) in before.iter().zip(after.iter()) {
+            if *t == "person_lookup" {
+                continue; // derived: the background indexer may fill it on either side
+            }
             let extra = i64::from(*t == "events"); // the restore itself is an event
             assert_eq!(
                 *a + extra,

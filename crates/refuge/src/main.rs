@@ -17,7 +17,7 @@ use refuge_core::application::{Decision, Move};
 use refuge_core::clock::{SystemClock, Timestamp};
 use refuge_core::event::Actor;
 use refuge_core::ids::OrgId;
-use refuge_crypto::{OsEntropy, SecretString};
+use refuge_crypto::{OsSeededEntropy, SecretString};
 use refuge_store::{
     CaseKey, KeySource, Lookup, NewCase, Scope, SqlStore, Store, StoreConfig, StoreError,
 };
@@ -125,13 +125,15 @@ impl Ctx {
         }
     }
 
-    fn config(&self) -> StoreConfig {
-        StoreConfig::new(
+    fn config(&self) -> anyhow::Result<StoreConfig> {
+        let entropy =
+            OsSeededEntropy::new().context("cannot read the operating system's randomness")?;
+        Ok(StoreConfig::new(
             self.url.clone(),
             self.key.clone(),
             Arc::new(SystemClock),
-            Arc::new(OsEntropy),
-        )
+            Arc::new(entropy),
+        ))
     }
 
     /// Open the store of an initialised instance.
@@ -142,7 +144,7 @@ impl Ctx {
                 self.data.display()
             )));
         }
-        Ok(refuge_store::open(self.config()).await?)
+        Ok(refuge_store::open(self.config()?).await?)
     }
 }
 
@@ -178,7 +180,7 @@ async fn init(ctx: &Ctx, out: &Out, a: cli::InitArgs) -> anyhow::Result<ExitCode
             )));
         }
     }
-    let (store, org) = refuge_store::initialise(ctx.config(), a.org_kind, name).await?;
+    let (store, org) = refuge_store::initialise(ctx.config()?, a.org_kind, name).await?;
     store.close().await;
     out.init(&ctx.data, &ctx.key, &org);
     Ok(ExitCode::SUCCESS)
@@ -462,7 +464,7 @@ async fn restore(ctx: &Ctx, out: &Out, path: &Path) -> anyhow::Result<ExitCode> 
     let bar = output::progress(size, "restoring");
     let mut reader = std::io::BufReader::new(bar.wrap_read(file));
     let progress = |_rows: u64| {};
-    let summary = refuge_store::restore(ctx.config(), &mut reader, &progress).await;
+    let summary = refuge_store::restore(ctx.config()?, &mut reader, &progress).await;
     bar.finish_and_clear();
     let summary =
         summary.map_err(|e| anyhow::Error::new(e).context(format!("{}", path.display())))?;

@@ -36,8 +36,11 @@ CREATE TABLE persons (
     pseudonym_ct    BYTEA,
     identity_ct     BYTEA NOT NULL,
     created_at      BIGINT NOT NULL,
-    erased_at       BIGINT
+    erased_at       BIGINT,
+    lookup          BYTEA,
+    lookup_pending  BIGINT NOT NULL DEFAULT 0
 );
+CREATE INDEX persons_lookup_pending ON persons(id) WHERE lookup_pending = 1;
 
 CREATE TABLE person_lookup (
     organisation_id UUID NOT NULL,

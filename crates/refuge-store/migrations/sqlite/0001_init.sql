@@ -36,8 +36,13 @@ CREATE TABLE persons (
     pseudonym_ct    BLOB,
     identity_ct     BLOB NOT NULL,
     created_at      INTEGER NOT NULL,
-    erased_at       INTEGER
-) STRICT;
+    erased_at       INTEGER,
+    -- the person's blind indexes (16 bytes each), copied into person_lookup in sorted bulk by
+    -- the background indexer while lookup_pending = 1; see docs/design/store.md
+    lookup          BLOB,
+    lookup_pending  INTEGER NOT NULL DEFAULT 0
+) STRICT, WITHOUT ROWID;
+CREATE INDEX persons_lookup_pending ON persons(id) WHERE lookup_pending = 1;
 
 CREATE TABLE person_lookup (
     organisation_id BLOB NOT NULL,
@@ -55,7 +60,7 @@ CREATE TABLE cases (
     version         INTEGER NOT NULL,
     created_at      INTEGER NOT NULL,
     updated_at      INTEGER NOT NULL
-) STRICT;
+) STRICT, WITHOUT ROWID;
 CREATE INDEX cases_org ON cases(organisation_id, id);
 
 CREATE TABLE applications (
@@ -71,10 +76,12 @@ CREATE TABLE applications (
     decided_at      INTEGER,
     created_at      INTEGER NOT NULL,
     updated_at      INTEGER NOT NULL
-) STRICT;
+) STRICT, WITHOUT ROWID;
 CREATE INDEX applications_case ON applications(case_id);
 CREATE INDEX applications_queue ON applications(organisation_id, programme, state);
 
+-- A rowid table, so that large rows stay in their page instead of spilling into overflow pages;
+-- (organisation_id, seq) is still unique and appended in order.
 CREATE TABLE events (
     organisation_id BLOB NOT NULL,
     seq             INTEGER NOT NULL,
@@ -89,7 +96,7 @@ CREATE TABLE events (
     prev_hash       BLOB NOT NULL,
     hash            BLOB NOT NULL,
     PRIMARY KEY (organisation_id, seq)
-) STRICT, WITHOUT ROWID;
+) STRICT;
 CREATE INDEX events_subject ON events(subject);
 
 CREATE TABLE chain_heads (
