@@ -441,6 +441,17 @@ impl SqlStore {
             })
     }
 
+    async fn application_row(&self, scope: Scope, id: ApplicationId) -> Result<ApplicationRow> {
+        self.backend
+            .application(id.0)
+            .await?
+            .filter(|r| scope.allows(r.organisation_id))
+            .ok_or_else(|| StoreError::NotFound {
+                what: "application",
+                id: id.to_string(),
+            })
+    }
+
     /// The case row, its person's data key, and the decrypted case.
     async fn load_case(&self, scope: Scope, key: &CaseKey) -> Result<(Case, DataKey)> {
         let row = self.case_row(scope, key).await?;
@@ -535,16 +546,17 @@ impl SqlStore {
         })
     }
 
-    /// The data key of the person behind a case, if not erased.
-    async fn key_of_case(&self, case_id: Uuid) -> Result<Option<DataKey>> {
+    /// The person behind a case and their data key (`None` if erased).
+    async fn key_of_case(&self, case_id: Uuid) -> Result<(Option<Uuid>, Option<DataKey>)> {
         let Some(case) = self.backend.case_by_id(case_id).await? else {
-            return Ok(None);
+            return Ok((None, None));
         };
         let person = self.person_row(case.person_id).await?;
-        match person.wrapped_key {
-            Some(w) => Ok(Some(self.person_key(person.id, Some(&w))?)),
-            None => Ok(None),
-        }
+        let key = match &person.wrapped_key {
+            Some(w) => Some(self.person_key(person.id, Some(w))?),
+            None => None,
+        };
+        Ok((Some(person.id), key))
     }
 
     /// Everything a new case writes: person, lookups, case, and the `case_created` event.
@@ -1076,17 +1088,9 @@ impl Store for SqlStore {
     }
 
     async fn application(&self, scope: Scope, id: ApplicationId) -> Result<Application> {
-        let row = self
-            .backend
-            .application(id.0)
-            .await?
-            .filter(|r| scope.allows(r.organisation_id))
-            .ok_or_else(|| StoreError::NotFound {
-                what: "application",
-                id: id.to_string(),
-            })?;
+        let row = self.application_row(scope, id).await?;
         let dk = if row.decision_ct.is_some() {
-            self.key_of_case(row.case_id).await?
+            self.key_of_case(row.case_id).await?.1
         } else {
             None
         };
@@ -1097,7 +1101,7 @@ impl Store for SqlStore {
         let row = self.case_row(scope, &CaseKey::Id(case)).await?;
         let rows = self.backend.applications_of_case(row.id).await?;
         let dk = if rows.iter().any(|r| r.decision_ct.is_some()) {
-            self.key_of_case(row.id).await?
+            self.key_of_case(row.id).await?.1
         } else {
             None
         };
@@ -1114,15 +1118,7 @@ impl Store for SqlStore {
         expected_version: Option<u64>,
         mv: Move,
     ) -> Result<Application> {
-        let row = self
-            .backend
-            .application(id.0)
-            .await?
-            .filter(|r| scope.allows(r.organisation_id))
-            .ok_or_else(|| StoreError::NotFound {
-                what: "application",
-                id: id.to_string(),
-            })?;
+        let row = self.application_row(scope, id).await?;
         let now = self.clock.now();
         let mut mv = mv;
         if let Some(d) = mv.decision.as_mut() {
@@ -1138,16 +1134,14 @@ impl Store for SqlStore {
         if expected_version.is_none_or(|v| v == to_u64(row.version)) {
             mv.check(current)?;
         }
-        let dk = self.key_of_case(row.case_id).await?;
+        let (person, dk) = self.key_of_case(row.case_id).await?;
         let mut ev = self.event(
             actor,
             row.organisation_id,
             EventKind::ApplicationMoved,
             id.0,
-            None,
+            person,
         )?;
-        let case = self.backend.case_by_id(row.case_id).await?;
-        ev.person_id = case.map(|c| c.person_id);
         let mut decision = None;
         if let Some(dk) = &dk {
             if let Some(d) = &mv.decision {

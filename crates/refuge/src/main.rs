@@ -170,7 +170,11 @@ async fn init(ctx: &Ctx, out: &Out, a: cli::InitArgs) -> anyhow::Result<ExitCode
         .map_err(|e| usage(format!("--org-name: {e}")))?;
     create_private_dir(&ctx.data)?;
     if let KeySource::KeyFile(path) = &ctx.key {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        // A new directory for the key is made owner-only; an existing one is left as it is.
+        if let Some(parent) = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty() && !p.exists())
+        {
             create_private_dir(parent)?;
         }
         if path.exists() {
