@@ -38,6 +38,8 @@ pub struct Cli {
     /// Output format.
     #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    #[command(flatten)]
+    pub programmes: crate::rules_cmd::ProgrammesDir,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -70,6 +72,11 @@ pub enum Command {
     /// The event log.
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// Programmes: the protection routes and their rules.
+    #[command(subcommand)]
+    Programmes(crate::rules_cmd::ProgrammesCmd),
+    /// Check which programmes a person's facts make them eligible for, with reasons.
+    Check(crate::rules_cmd::CheckArgs),
     /// Write a consistent, still-encrypted copy of everything to a file.
     Backup(BackupArgs),
     /// Restore a backup into an empty database (SQLite or PostgreSQL).

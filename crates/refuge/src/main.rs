@@ -8,6 +8,7 @@ mod cli;
 mod demo;
 mod input;
 mod output;
+mod rules_cmd;
 
 use anyhow::Context;
 use clap::Parser;
@@ -158,6 +159,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Application(c) => application(&ctx, &out, c).await,
         Command::Org(c) => org(&ctx, &out, c).await,
         Command::Audit(cli::AuditCmd::Verify) => audit_verify(&ctx, &out).await,
+        Command::Programmes(c) => rules_cmd::programmes(&cli.programmes, c, cli.format),
+        Command::Check(a) => rules_cmd::check(
+            &cli.programmes,
+            &a,
+            cli.format,
+            refuge_core::clock::Clock::today(&SystemClock),
+        ),
         Command::Backup(a) => backup(&ctx, &out, &a.out).await,
         Command::Restore(a) => restore(&ctx, &out, &a.file).await,
     }

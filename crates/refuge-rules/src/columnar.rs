@@ -1,0 +1,956 @@
+//! Columnar evaluation: programmes compiled, once per evaluation date, to kernels over column
+//! arrays that produce three-valued results for 64 people at a time as two bitmasks (`t`: true,
+//! `k`: known). Age bounds become birth-date bounds, `days_until` bounds become date bounds,
+//! parameters become constants; no expression tree is interpreted per person. Rows are split
+//! between threads.
+
+use crate::expr::{Checked, CmpOp, Value};
+use crate::programme::{IfUnknown, Programme, RuleKind};
+use refuge_core::facts::{Fact, Facts, age_on};
+use refuge_core::language::Language;
+use std::collections::BTreeMap;
+use time::Date;
+
+/// Read access to a caseload's columns. Unknown is a sentinel in every column.
+pub trait Columns: Sync {
+    /// Number of people.
+    fn rows(&self) -> usize;
+    /// An enumerated fact: the value's index, `u8::MAX` when unknown.
+    fn enums(&self, fact: Fact) -> &[u8];
+    /// A bool fact: 0 or 1, 2 when unknown.
+    fn bools(&self, fact: Fact) -> &[u8];
+    /// A date fact: days since 1970-01-01, `i32::MIN` when unknown.
+    fn dates(&self, fact: Fact) -> &[i32];
+    /// A country fact: `Country::index()`, `u16::MAX` when unknown.
+    fn countries(&self, fact: Fact) -> &[u16];
+    /// An enum-set fact: bitmask by index, bit 31 set when unknown.
+    fn sets(&self, fact: Fact) -> &[u32];
+    /// Whether row `i` speaks `lang`: `None` when the languages are unknown.
+    fn speaks(&self, row: usize, lang: Language) -> Option<bool>;
+}
+
+/// Days since 1970-01-01.
+pub fn day_number(d: Date) -> i32 {
+    d.to_julian_day() - 2_440_588
+}
+
+/// A kernel: a compiled condition.
+#[derive(Clone, Debug)]
+enum K {
+    Const(Option<bool>),
+    Enum {
+        fact: Fact,
+        table: Box<[bool; 256]>,
+    },
+    Bool {
+        fact: Fact,
+        want: bool,
+    },
+    /// true when lo <= d <= hi; known when d is known and d <= known_max.
+    Date {
+        fact: Fact,
+        lo: i32,
+        hi: i32,
+        known_max: i32,
+    },
+    Country {
+        fact: Fact,
+        table: Vec<bool>,
+    },
+    SetAny {
+        fact: Fact,
+        mask: u32,
+    },
+    Lang(Language),
+    Known(Fact),
+    Not(Box<K>),
+    And(Vec<K>),
+    Or(Vec<K>),
+}
+
+/// An expression the kernels cannot express (it is evaluated row by row instead).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot compile to a column kernel: {0}")]
+pub struct Unsupported(pub String);
+
+struct Ctx<'a> {
+    on: Date,
+    params: &'a BTreeMap<String, Value>,
+}
+
+impl Ctx<'_> {
+    /// A constant, if the expression is one (parameters and sums of constants included).
+    fn constant(&self, e: &Checked) -> Option<Value> {
+        match e {
+            Checked::Const(v) => Some(*v),
+            Checked::Param(p) => self.params.get(p).copied(),
+            Checked::Today => Some(Value::Date(self.on)),
+            Checked::Add(a, b, minus) => match (self.constant(a)?, self.constant(b)?) {
+                (Value::Int(a), Value::Int(b)) => {
+                    Some(Value::Int(if *minus { a - b } else { a + b }))
+                }
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// The latest birth date at which someone is at least `years` old on the evaluation date.
+    fn age_cutoff(&self, years: i64) -> i32 {
+        let on = day_number(self.on);
+        let span = i32::try_from(years.clamp(0, 200)).unwrap_or(200);
+        let (mut lo, mut hi) = (on - (span + 2) * 366, on);
+        // invariant: age(lo) >= years (or lo is far enough back), age(hi+1) < years
+        if self.age(hi) >= years {
+            return hi;
+        }
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if self.age(mid) >= years {
+                lo = mid
+            } else {
+                hi = mid
+            }
+        }
+        lo
+    }
+
+    fn age(&self, birth_day: i32) -> i64 {
+        Date::from_julian_day(birth_day + 2_440_588)
+            .ok()
+            .and_then(|b| age_on(b, self.on))
+            .map_or(-1, i64::from)
+    }
+}
+
+fn flip(op: CmpOp) -> CmpOp {
+    match op {
+        CmpOp::Lt => CmpOp::Gt,
+        CmpOp::Le => CmpOp::Ge,
+        CmpOp::Gt => CmpOp::Lt,
+        CmpOp::Ge => CmpOp::Le,
+        other => other,
+    }
+}
+
+/// Inclusive bounds [lo, hi] for `x op c` over integers.
+fn bounds(op: CmpOp, c: i64) -> Option<(i64, i64)> {
+    Some(match op {
+        CmpOp::Eq => (c, c),
+        CmpOp::Lt => (i64::MIN, c - 1),
+        CmpOp::Le => (i64::MIN, c),
+        CmpOp::Gt => (c + 1, i64::MAX),
+        CmpOp::Ge => (c, i64::MAX),
+        CmpOp::Ne => return None,
+    })
+}
+
+fn clamp32(x: i64) -> i32 {
+    i32::try_from(x.clamp(i64::from(i32::MIN) + 1, i64::from(i32::MAX))).unwrap_or(i32::MAX)
+}
+
+fn compile(e: &Checked, cx: &Ctx<'_>) -> Result<K, Unsupported> {
+    if let Some(Value::Bool(b)) = cx.constant(e) {
+        return Ok(K::Const(Some(b)));
+    }
+    match e {
+        Checked::Not(x) => Ok(K::Not(Box::new(compile(x, cx)?))),
+        Checked::And(v) => Ok(K::And(
+            v.iter().map(|x| compile(x, cx)).collect::<Result<_, _>>()?,
+        )),
+        Checked::Or(v) => Ok(K::Or(
+            v.iter().map(|x| compile(x, cx)).collect::<Result<_, _>>()?,
+        )),
+        Checked::Fact(f) => Ok(K::Bool {
+            fact: *f,
+            want: true,
+        }),
+        Checked::Known(f) => Ok(K::Known(*f)),
+        Checked::Member(Value::Enum(i), f) => Ok(K::SetAny {
+            fact: *f,
+            mask: 1 << i,
+        }),
+        Checked::Intersects(f, mask) => Ok(K::SetAny {
+            fact: *f,
+            mask: *mask,
+        }),
+        Checked::SpeaksLanguage(l) => Ok(K::Lang(*l)),
+        Checked::InValues(x, values) => match x.as_ref() {
+            Checked::Fact(f) => match values.iter().next() {
+                Some(Value::Enum(_)) | None
+                    if matches!(crate::expr::fact_type(*f), crate::expr::Type::Enum(_)) =>
+                {
+                    let mut table = Box::new([false; 256]);
+                    for v in values {
+                        if let Value::Enum(i) = v {
+                            table[usize::from(*i)] = true;
+                        }
+                    }
+                    Ok(K::Enum { fact: *f, table })
+                }
+                Some(Value::Country(_)) | None => {
+                    let mut table = vec![false; 65_536];
+                    for v in values {
+                        if let Value::Country(c) = v {
+                            table[usize::from(c.index())] = true;
+                        }
+                    }
+                    Ok(K::Country { fact: *f, table })
+                }
+                _ => Err(Unsupported(format!("{} in a list", f.name()))),
+            },
+            other => {
+                let ors = values
+                    .iter()
+                    .map(|v| {
+                        compile(
+                            &Checked::Cmp(
+                                CmpOp::Eq,
+                                Box::new(other.clone()),
+                                Box::new(Checked::Const(*v)),
+                            ),
+                            cx,
+                        )
+                    })
+                    .collect::<Result<_, _>>()?;
+                Ok(K::Or(ors))
+            }
+        },
+        Checked::Cmp(op, a, b) => {
+            let (op, var, c) = match (cx.constant(a), cx.constant(b)) {
+                (None, Some(c)) => (*op, a.as_ref(), c),
+                (Some(c), None) => (flip(*op), b.as_ref(), c),
+                (Some(x), Some(y)) => {
+                    let r = match *op {
+                        CmpOp::Eq => x == y,
+                        CmpOp::Ne => x != y,
+                        CmpOp::Lt => x < y,
+                        CmpOp::Le => x <= y,
+                        CmpOp::Gt => x > y,
+                        CmpOp::Ge => x >= y,
+                    };
+                    return Ok(K::Const(Some(r)));
+                }
+                (None, None) => return Err(Unsupported("a comparison of two facts".into())),
+            };
+            if op == CmpOp::Ne {
+                return Ok(K::Not(Box::new(compile(
+                    &Checked::Cmp(
+                        CmpOp::Eq,
+                        Box::new(var.clone()),
+                        Box::new(Checked::Const(c)),
+                    ),
+                    cx,
+                )?)));
+            }
+            cmp_kernel(op, var, c, cx)
+        }
+        other => Err(Unsupported(format!("{other:?}"))),
+    }
+}
+
+fn cmp_kernel(op: CmpOp, var: &Checked, c: Value, cx: &Ctx<'_>) -> Result<K, Unsupported> {
+    let on = day_number(cx.on);
+    match (var, c) {
+        (Checked::Fact(f), Value::Enum(i)) if op == CmpOp::Eq => {
+            let mut table = Box::new([false; 256]);
+            table[usize::from(i)] = true;
+            Ok(K::Enum { fact: *f, table })
+        }
+        (Checked::Fact(f), Value::Country(country)) if op == CmpOp::Eq => {
+            let mut table = vec![false; 65_536];
+            table[usize::from(country.index())] = true;
+            Ok(K::Country { fact: *f, table })
+        }
+        (Checked::Fact(f), Value::Bool(b)) if op == CmpOp::Eq => Ok(K::Bool { fact: *f, want: b }),
+        (Checked::Fact(f), Value::Date(d)) => {
+            let (lo, hi) =
+                bounds(op, i64::from(day_number(d))).ok_or_else(|| Unsupported("!=".into()))?;
+            Ok(K::Date {
+                fact: *f,
+                lo: clamp32(lo),
+                hi: clamp32(hi),
+                known_max: i32::MAX,
+            })
+        }
+        (Checked::Age, Value::Int(n)) => {
+            // age in [a, b]  <=>  birth in (cutoff(b + 1), cutoff(a)]
+            let (a, b) = bounds(op, n).ok_or_else(|| Unsupported("!=".into()))?;
+            let hi = if a <= 0 { on } else { cx.age_cutoff(a) };
+            let lo = if b >= 200 {
+                i32::MIN + 1
+            } else {
+                cx.age_cutoff(b.saturating_add(1)) + 1
+            };
+            Ok(K::Date {
+                fact: Fact::BirthDate,
+                lo,
+                hi,
+                known_max: on,
+            })
+        }
+        (Checked::DaysUntil(x), Value::Int(n)) => match x.as_ref() {
+            Checked::Fact(f) => {
+                let (lo, hi) = bounds(op, n).ok_or_else(|| Unsupported("!=".into()))?;
+                Ok(K::Date {
+                    fact: *f,
+                    lo: clamp32(lo.saturating_add(i64::from(on))),
+                    hi: clamp32(hi.saturating_add(i64::from(on))),
+                    known_max: i32::MAX,
+                })
+            }
+            _ => Err(Unsupported("days_until of a computed date".into())),
+        },
+        (Checked::DaysSince(x), Value::Int(n)) => match x.as_ref() {
+            Checked::Fact(f) => {
+                // on - d in [a, b]  <=>  d in [on - b, on - a]
+                let (a, b) = bounds(op, n).ok_or_else(|| Unsupported("!=".into()))?;
+                Ok(K::Date {
+                    fact: *f,
+                    lo: clamp32(i64::from(on).saturating_sub(b)),
+                    hi: clamp32(i64::from(on).saturating_sub(a)),
+                    known_max: i32::MAX,
+                })
+            }
+            _ => Err(Unsupported("days_since of a computed date".into())),
+        },
+        (var, c) => Err(Unsupported(format!("{var:?} compared with {c:?}"))),
+    }
+}
+
+/// Three-valued results for 64 rows: bit j of `t` is "true", of `k` "known" (`t` ⊆ `k`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Word {
+    t: u64,
+    k: u64,
+}
+
+macro_rules! leaf {
+    ($col:expr, $base:expr, $n:expr, |$v:ident| ($known:expr, $truth:expr)) => {{
+        let mut t = 0u64;
+        let mut k = 0u64;
+        let chunk = &$col[$base..$base + $n];
+        for (j, &$v) in chunk.iter().enumerate() {
+            let known = $known;
+            k |= u64::from(known) << j;
+            t |= u64::from(known && $truth) << j;
+        }
+        Word { t, k }
+    }};
+}
+
+fn eval(kernel: &K, c: &dyn Columns, base: usize, n: usize) -> Word {
+    let all = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
+    match kernel {
+        K::Const(None) => Word { t: 0, k: 0 },
+        K::Const(Some(b)) => Word {
+            t: if *b { all } else { 0 },
+            k: all,
+        },
+        K::Enum { fact, table } => leaf!(c.enums(*fact), base, n, |v| (
+            v != u8::MAX,
+            table[usize::from(v)]
+        )),
+        K::Bool { fact, want } => leaf!(c.bools(*fact), base, n, |v| (v < 2, (v == 1) == *want)),
+        K::Date {
+            fact,
+            lo,
+            hi,
+            known_max,
+        } => {
+            leaf!(c.dates(*fact), base, n, |v| (
+                v != i32::MIN && v <= *known_max,
+                v >= *lo && v <= *hi
+            ))
+        }
+        K::Country { fact, table } => leaf!(c.countries(*fact), base, n, |v| (
+            v != u16::MAX,
+            table[usize::from(v)]
+        )),
+        K::SetAny { fact, mask } => leaf!(c.sets(*fact), base, n, |v| (
+            v & (1 << 31) == 0,
+            v & mask != 0
+        )),
+        K::Known(f) => {
+            let w = match crate::expr::fact_type(*f) {
+                crate::expr::Type::Enum(_) => leaf!(c.enums(*f), base, n, |v| (true, v != u8::MAX)),
+                crate::expr::Type::Bool => leaf!(c.bools(*f), base, n, |v| (true, v < 2)),
+                crate::expr::Type::Date => leaf!(c.dates(*f), base, n, |v| (true, v != i32::MIN)),
+                crate::expr::Type::Country => {
+                    leaf!(c.countries(*f), base, n, |v| (true, v != u16::MAX))
+                }
+                crate::expr::Type::EnumSet(_) => {
+                    leaf!(c.sets(*f), base, n, |v| (true, v & (1 << 31) == 0))
+                }
+                _ => {
+                    let mut t = 0u64;
+                    for j in 0..n {
+                        t |= u64::from(c.speaks(base + j, Language::EN).is_some()) << j;
+                    }
+                    Word { t, k: all }
+                }
+            };
+            Word { t: w.t, k: all }
+        }
+        K::Lang(l) => {
+            let (mut t, mut k) = (0u64, 0u64);
+            for j in 0..n {
+                if let Some(s) = c.speaks(base + j, *l) {
+                    k |= 1 << j;
+                    t |= u64::from(s) << j;
+                }
+            }
+            Word { t, k }
+        }
+        K::Not(x) => {
+            let w = eval(x, c, base, n);
+            Word {
+                t: !w.t & w.k,
+                k: w.k,
+            }
+        }
+        K::And(v) => {
+            let (mut t, mut k) = (all, all);
+            let mut false_known = 0u64;
+            for x in v {
+                let w = eval(x, c, base, n);
+                false_known |= w.k & !w.t;
+                t &= w.t;
+                k &= w.k;
+            }
+            Word {
+                t: t & !false_known,
+                k: (k | false_known) & all,
+            }
+        }
+        K::Or(v) => {
+            let (mut t, mut k) = (0u64, all);
+            for x in v {
+                let w = eval(x, c, base, n);
+                t |= w.t;
+                k &= w.k;
+            }
+            Word {
+                t,
+                k: (k | t) & all,
+            }
+        }
+    }
+}
+
+/// One rule, compiled.
+#[derive(Clone, Debug)]
+struct CompiledRule {
+    kind: RuleKind,
+    if_unknown: IfUnknown,
+    kernel: K,
+}
+
+/// A programme compiled for one evaluation date.
+#[derive(Clone, Debug)]
+pub struct Compiled {
+    /// The programme's id (with reforms).
+    pub id: String,
+    rules: Vec<CompiledRule>,
+}
+
+/// Compile a programme for evaluation on `on`.
+pub fn compile_programme(p: &Programme, on: Date) -> Result<Compiled, Unsupported> {
+    let params = p.params_at(on);
+    let cx = Ctx {
+        on,
+        params: &params,
+    };
+    let rules = p
+        .rules
+        .iter()
+        .map(|r| {
+            compile(&r.expr, &cx)
+                .map(|kernel| CompiledRule {
+                    kind: r.kind,
+                    if_unknown: r.if_unknown,
+                    kernel,
+                })
+                .map_err(|e| Unsupported(format!("rule {}: {}", r.id, e.0)))
+        })
+        .collect::<Result<_, _>>()?;
+    let id = std::iter::once(p.id.clone())
+        .chain(p.reforms.iter().cloned())
+        .collect::<Vec<_>>()
+        .join("+");
+    Ok(Compiled { id, rules })
+}
+
+/// Per-person outcomes of one programme: bit i of `ineligible` / `undetermined` for row i
+/// (eligible is neither).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Outcomes {
+    /// People.
+    pub rows: usize,
+    /// Ineligible.
+    pub ineligible: Vec<u64>,
+    /// Undetermined.
+    pub undetermined: Vec<u64>,
+    /// Signals raised, per signal rule in order: number of people.
+    pub signals: Vec<u64>,
+}
+
+impl Outcomes {
+    /// (eligible, ineligible, undetermined) counts.
+    pub fn counts(&self) -> (u64, u64, u64) {
+        let inel: u64 = self
+            .ineligible
+            .iter()
+            .map(|w| u64::from(w.count_ones()))
+            .sum();
+        let und: u64 = self
+            .undetermined
+            .iter()
+            .map(|w| u64::from(w.count_ones()))
+            .sum();
+        (self.rows as u64 - inel - und, inel, und)
+    }
+
+    /// The outcome of row `i`: 0 eligible, 1 ineligible, 2 undetermined.
+    pub fn of(&self, i: usize) -> u8 {
+        let (w, b) = (i / 64, i % 64);
+        if self.ineligible.get(w).is_some_and(|x| x >> b & 1 == 1) {
+            1
+        } else if self.undetermined.get(w).is_some_and(|x| x >> b & 1 == 1) {
+            2
+        } else {
+            0
+        }
+    }
+}
+
+fn evaluate_range(
+    p: &Compiled,
+    c: &dyn Columns,
+    words: std::ops::Range<usize>,
+    inel: &mut [u64],
+    und: &mut [u64],
+    signals: &mut [u64],
+) {
+    let rows = c.rows();
+    for (slot, w) in words.enumerate() {
+        let base = w * 64;
+        let n = (rows - base).min(64);
+        let (mut fail, mut unknown) = (0u64, 0u64);
+        let mut s = 0;
+        for r in &p.rules {
+            let mut x = eval(&r.kernel, c, base, n);
+            let unk = !x.k & if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
+            match r.if_unknown {
+                IfUnknown::Pass => x.t |= unk,
+                IfUnknown::Fail => {}
+                IfUnknown::Undetermined => {}
+            }
+            let known = if r.if_unknown == IfUnknown::Undetermined {
+                x.k
+            } else {
+                x.k | unk
+            };
+            match r.kind {
+                RuleKind::Require => {
+                    fail |= known & !x.t;
+                    if r.if_unknown == IfUnknown::Undetermined {
+                        unknown |= unk;
+                    }
+                }
+                RuleKind::Exclude => {
+                    // Holding excludes; with unknown = pass ("ignore") an unknown does not.
+                    let holds = match r.if_unknown {
+                        IfUnknown::Pass => x.t & x.k,
+                        IfUnknown::Fail => x.t | unk,
+                        IfUnknown::Undetermined => x.t,
+                    };
+                    fail |= holds;
+                    if r.if_unknown == IfUnknown::Undetermined {
+                        unknown |= unk;
+                    }
+                }
+                RuleKind::Signal => {
+                    if let Some(sig) = signals.get_mut(s) {
+                        *sig += u64::from((x.t & x.k).count_ones());
+                    }
+                    s += 1;
+                }
+            }
+        }
+        inel[slot] = fail;
+        und[slot] = unknown & !fail;
+    }
+}
+
+/// Evaluate a compiled programme over every row, on `threads` threads.
+pub fn evaluate(p: &Compiled, c: &dyn Columns, threads: usize) -> Outcomes {
+    let rows = c.rows();
+    let words = rows.div_ceil(64);
+    let nsignals = p
+        .rules
+        .iter()
+        .filter(|r| r.kind == RuleKind::Signal)
+        .count();
+    let mut inel = vec![0u64; words];
+    let mut und = vec![0u64; words];
+    let threads = threads.clamp(1, 64);
+    let per = words.div_ceil(threads).max(1);
+    let mut signal_parts = vec![vec![0u64; nsignals]; threads];
+    std::thread::scope(|scope| {
+        let mut rest_i = inel.as_mut_slice();
+        let mut rest_u = und.as_mut_slice();
+        let mut start = 0;
+        for sig in signal_parts.iter_mut() {
+            let take = per.min(rest_i.len());
+            let (ci, ri) = rest_i.split_at_mut(take);
+            let (cu, ru) = rest_u.split_at_mut(take);
+            rest_i = ri;
+            rest_u = ru;
+            let range = start..start + take;
+            start += take;
+            scope.spawn(move || evaluate_range(p, c, range, ci, cu, sig));
+        }
+    });
+    let signals = (0..nsignals)
+        .map(|s| signal_parts.iter().map(|p| p[s]).sum())
+        .collect();
+    Outcomes {
+        rows,
+        ineligible: inel,
+        undetermined: und,
+        signals,
+    }
+}
+
+/// Columns built from facts in memory (small caseloads, tests).
+#[derive(Clone, Debug, Default)]
+pub struct FactColumns {
+    rows: usize,
+    enums: BTreeMap<Fact, Vec<u8>>,
+    bools: BTreeMap<Fact, Vec<u8>>,
+    dates: BTreeMap<Fact, Vec<i32>>,
+    countries: BTreeMap<Fact, Vec<u16>>,
+    sets: BTreeMap<Fact, Vec<u32>>,
+    languages: Vec<Option<refuge_core::language::LanguageSet>>,
+}
+
+impl FactColumns {
+    /// Columns of these people.
+    pub fn new(people: &[Facts]) -> Self {
+        use refuge_core::facts::FactValue;
+        let mut c = FactColumns {
+            rows: people.len(),
+            ..Default::default()
+        };
+        for f in Fact::ALL {
+            match crate::expr::fact_type(*f) {
+                crate::expr::Type::Enum(_) => {
+                    c.enums.insert(
+                        *f,
+                        people
+                            .iter()
+                            .map(|p| p.get(*f).and_then(|v| v.enum_index()).unwrap_or(u8::MAX))
+                            .collect(),
+                    );
+                }
+                crate::expr::Type::Bool => {
+                    c.bools.insert(
+                        *f,
+                        people
+                            .iter()
+                            .map(|p| match p.get(*f) {
+                                Some(FactValue::Bool(b)) => u8::from(b),
+                                _ => 2,
+                            })
+                            .collect(),
+                    );
+                }
+                crate::expr::Type::Date => {
+                    c.dates.insert(
+                        *f,
+                        people
+                            .iter()
+                            .map(|p| match p.get(*f) {
+                                Some(FactValue::Date(d)) => day_number(d),
+                                _ => i32::MIN,
+                            })
+                            .collect(),
+                    );
+                }
+                crate::expr::Type::Country => {
+                    c.countries.insert(
+                        *f,
+                        people
+                            .iter()
+                            .map(|p| match p.get(*f) {
+                                Some(FactValue::Country(x)) => x.index(),
+                                _ => u16::MAX,
+                            })
+                            .collect(),
+                    );
+                }
+                crate::expr::Type::EnumSet(_) => {
+                    c.sets.insert(
+                        *f,
+                        people
+                            .iter()
+                            .map(|p| p.get(*f).and_then(|v| v.set_bits()).unwrap_or(1 << 31))
+                            .collect(),
+                    );
+                }
+                _ => c.languages = people.iter().map(|p| p.languages).collect(),
+            }
+        }
+        c
+    }
+}
+
+impl Columns for FactColumns {
+    fn rows(&self) -> usize {
+        self.rows
+    }
+    fn enums(&self, fact: Fact) -> &[u8] {
+        self.enums.get(&fact).map_or(&[], Vec::as_slice)
+    }
+    fn bools(&self, fact: Fact) -> &[u8] {
+        self.bools.get(&fact).map_or(&[], Vec::as_slice)
+    }
+    fn dates(&self, fact: Fact) -> &[i32] {
+        self.dates.get(&fact).map_or(&[], Vec::as_slice)
+    }
+    fn countries(&self, fact: Fact) -> &[u16] {
+        self.countries.get(&fact).map_or(&[], Vec::as_slice)
+    }
+    fn sets(&self, fact: Fact) -> &[u32] {
+        self.sets.get(&fact).map_or(&[], Vec::as_slice)
+    }
+    fn speaks(&self, row: usize, lang: Language) -> Option<bool> {
+        self.languages
+            .get(row)
+            .copied()
+            .flatten()
+            .map(|s| s.contains(lang))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::programme::{Loaded, Outcome, Sets, decide, parse_file};
+    use std::path::Path;
+    use time::macros::date;
+
+    const SETS: &str =
+        "[eu]\ntype = \"country\"\nvalues = [\"DE\", \"NL\", \"FR\"]\nsource = \"t\"\n";
+
+    fn texts() -> String {
+        crate::programme::LANGUAGES
+            .iter()
+            .map(|l| format!("{l} = \"x\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    fn programme(rules: &[(&str, &str, &str)]) -> Programme {
+        let t = texts();
+        let mut src = format!(
+            "id = \"p\"\nmodel = \"m\"\nas_of = \"2023-01-01\"\nstate = \"NL\"\nauthority = \"a\"\nsources = [\"s\"]\ntitle = {{ {t} }}\nsummary = {{ {t} }}\n\
+             [parameters.max_age]\ntype = \"int\"\nvalues = [{{ from = \"2020-01-01\", value = 27, reference = \"r\" }}]\n"
+        );
+        for (i, (kind, when, unknown)) in rules.iter().enumerate() {
+            src += &format!(
+                "[[rules]]\nid = \"r{i}\"\nkind = \"{kind}\"\nwhen = '{when}'\nbasis = \"b\"\nunknown = \"{unknown}\"\nexplain = {{ {t} }}\n"
+            );
+        }
+        let sets = Sets::parse(Path::new("sets.toml"), SETS).unwrap();
+        match parse_file(Path::new("p.toml"), &src, &sets) {
+            Ok(Loaded::Programme(p)) => p,
+            Err(e) => panic!("{e}"),
+            _ => panic!(),
+        }
+    }
+
+    /// A tiny deterministic generator of people with many unknowns.
+    fn people(n: usize) -> Vec<Facts> {
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move |m: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % m
+        };
+        (0..n)
+            .map(|_| {
+                let mut j = serde_json::Map::new();
+                let pick = |v: &[&str], r: u64| v[(r as usize) % v.len()].to_owned();
+                if next(5) > 0 {
+                    j.insert(
+                        "nationality".into(),
+                        pick(&["RU", "BY", "UA", "DE"], next(4)).into(),
+                    );
+                }
+                if next(5) > 0 {
+                    j.insert(
+                        "sex".into(),
+                        pick(&["male", "female", "other"], next(3)).into(),
+                    );
+                }
+                if next(6) > 0 {
+                    let y = 1960 + next(50);
+                    // 29 February birthdays included
+                    let (m, d) = if next(10) == 0 {
+                        (2, 29)
+                    } else {
+                        (1 + next(12), 1 + next(28))
+                    };
+                    let y = if (m, d) == (2, 29) {
+                        1960 + 4 * next(12)
+                    } else {
+                        y
+                    };
+                    j.insert("birth_date".into(), format!("{y:04}-{m:02}-{d:02}").into());
+                }
+                if next(5) > 0 {
+                    j.insert(
+                        "current_country".into(),
+                        pick(&["NL", "DE", "GE", "KZ", "AM"], next(5)).into(),
+                    );
+                }
+                if next(4) > 0 {
+                    j.insert("summons_received".into(), (next(2) == 0).into());
+                }
+                if next(4) > 0 {
+                    j.insert(
+                        "documents".into(),
+                        serde_json::json!([pick(
+                            &["military_id", "summons", "internal_passport"],
+                            next(3)
+                        )]),
+                    );
+                }
+                if next(4) > 0 {
+                    j.insert(
+                        "stay_expires_on".into(),
+                        format!("2026-{:02}-{:02}", 1 + next(12), 1 + next(28)).into(),
+                    );
+                }
+                if next(4) > 0 {
+                    j.insert("sanctions_listed".into(), (next(10) == 0).into());
+                }
+                if next(4) > 0 {
+                    j.insert(
+                        "refusal".into(),
+                        pick(&["none", "evaded_callup", "objected", "deserted"], next(4)).into(),
+                    );
+                }
+                if next(4) > 0 {
+                    j.insert(
+                        "languages".into(),
+                        serde_json::json!([pick(&["ru", "nl", "en"], next(3))]),
+                    );
+                }
+                serde_json::from_value(serde_json::Value::Object(j)).unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn columnar_agrees_with_row_by_row_on_every_person() {
+        let p = programme(&[
+            ("require", "nationality in [\"RU\", \"BY\"]", "undetermined"),
+            (
+                "require",
+                "sex == \"male\" and age >= 18 and age <= param.max_age",
+                "undetermined",
+            ),
+            (
+                "require",
+                "refusal != \"none\" or summons_received",
+                "undetermined",
+            ),
+            (
+                "require",
+                "current_country in eu and not (\"military_id\" in documents)",
+                "fail",
+            ),
+            ("exclude", "sanctions_listed", "ignore"),
+            ("exclude", "age > 60 or age < 16", "undetermined"),
+            (
+                "signal",
+                "known(stay_expires_on) and days_until(stay_expires_on) <= 30 and days_until(stay_expires_on) >= 0",
+                "undetermined",
+            ),
+            (
+                "signal",
+                "\"nl\" in languages and age == 29",
+                "undetermined",
+            ),
+            (
+                "require",
+                "days_since(birth_date) > 3000 and known(languages)",
+                "pass",
+            ),
+        ]);
+        let loose = programme(&[
+            ("require", "nationality in [\"RU\", \"BY\"]", "undetermined"),
+            (
+                "require",
+                "age >= 18 and age <= param.max_age + 20",
+                "undetermined",
+            ),
+            ("exclude", "sanctions_listed", "ignore"),
+            (
+                "signal",
+                "known(stay_expires_on) and days_until(stay_expires_on) <= 30 and days_until(stay_expires_on) >= 0",
+                "undetermined",
+            ),
+            ("signal", "\"nl\" in languages", "undetermined"),
+        ]);
+        for (p, strict) in [(&p, true), (&loose, false)] {
+            let ppl = people(5_000);
+            let cols = FactColumns::new(&ppl);
+            for on in [
+                date!(2026 - 11 - 22),
+                date!(2027 - 02 - 28),
+                date!(2028 - 02 - 29),
+                date!(2027 - 03 - 01),
+            ] {
+                let compiled = compile_programme(p, on).unwrap();
+                for threads in [1, 2, 3] {
+                    let out = evaluate(&compiled, &cols, threads);
+                    let mut counts = [0u64; 3];
+                    let mut signals = [0u64; 2];
+                    for (i, f) in ppl.iter().enumerate() {
+                        let d = decide(p, f, on, "en");
+                        let want = match d.outcome {
+                            Outcome::Eligible => 0,
+                            Outcome::Ineligible => 1,
+                            Outcome::Undetermined => 2,
+                        };
+                        assert_eq!(
+                            out.of(i),
+                            want,
+                            "row {i} on {on}: {f:?}: {:?}",
+                            d.trace
+                                .iter()
+                                .map(|t| (t.id.clone(), t.result))
+                                .collect::<Vec<_>>()
+                        );
+                        counts[usize::from(want)] += 1;
+                        let ids: &[&str] = if strict { &["r6", "r7"] } else { &["r3", "r4"] };
+                        for (s, id) in ids.iter().enumerate() {
+                            signals[s] += u64::from(d.signals.iter().any(|x| x == id));
+                        }
+                    }
+                    assert_eq!(out.counts(), (counts[0], counts[1], counts[2]));
+                    assert_eq!(out.signals, signals.to_vec());
+                    assert!(
+                        strict || counts.iter().all(|c| *c > 300),
+                        "{counts:?}: every outcome occurs"
+                    );
+                }
+            }
+        }
+    }
+}
