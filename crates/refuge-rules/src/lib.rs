@@ -13,3 +13,4 @@ pub mod columnar;
 pub mod expr;
 pub mod library;
 pub mod programme;
+pub mod simulate;
