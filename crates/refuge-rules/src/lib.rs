@@ -9,8 +9,10 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod caseload;
 pub mod columnar;
 pub mod expr;
 pub mod library;
 pub mod programme;
 pub mod simulate;
+pub mod synth;
