@@ -9,6 +9,7 @@
 
 mod data;
 mod raw;
+mod rules;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -45,6 +46,8 @@ struct Cli {
 enum Command {
     /// Concurrent durable intake (`Store::submit`): rate, latency, raw baseline, integrity check.
     Intake(IntakeArgs),
+    /// The rules engine over a synthetic caseload: load, evaluation, one decision, simulate.
+    Rules(rules::RulesArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -847,6 +850,7 @@ async fn main() -> Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
         Command::Intake(a) => intake(Opts::from(a)?).await,
+        Command::Rules(a) => rules::run(a).map(|()| ExitCode::SUCCESS),
     }
 }
 

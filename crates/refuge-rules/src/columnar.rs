@@ -7,7 +7,6 @@
 use crate::expr::{Checked, CmpOp, Value};
 use crate::programme::{IfUnknown, Programme, RuleKind};
 use refuge_core::facts::{Fact, Facts, age_on};
-use refuge_core::language::Language;
 use std::collections::BTreeMap;
 use time::Date;
 
@@ -25,8 +24,9 @@ pub trait Columns: Sync {
     fn countries(&self, fact: Fact) -> &[u16];
     /// An enum-set fact: bitmask by index, bit 31 set when unknown.
     fn sets(&self, fact: Fact) -> &[u32];
-    /// Whether row `i` speaks `lang`: `None` when the languages are unknown.
-    fn speaks(&self, row: usize, lang: Language) -> Option<bool>;
+    /// The `languages` fact as three word columns: bit `l % 64` of column `l / 64` is
+    /// language index `l`; bit 63 of the last column set means unknown.
+    fn languages(&self) -> [&[u64]; 3];
 }
 
 /// Days since 1970-01-01.
@@ -41,6 +41,17 @@ enum K {
     Enum {
         fact: Fact,
         table: Box<[bool; 256]>,
+    },
+    /// An enum in a set of values, all below 16: a 16-entry lookup the compiler can vectorise.
+    Enum16 {
+        fact: Fact,
+        lut: [u8; 16],
+    },
+    /// A country equal to one of a few values (compared directly, which vectorises).
+    CountryIn {
+        fact: Fact,
+        values: [u16; 4],
+        len: usize,
     },
     Bool {
         fact: Fact,
@@ -61,7 +72,11 @@ enum K {
         fact: Fact,
         mask: u32,
     },
-    Lang(Language),
+    /// A language by its word column and bit.
+    Lang {
+        word: usize,
+        bit: u32,
+    },
     Known(Fact),
     Not(Box<K>),
     And(Vec<K>),
@@ -149,6 +164,49 @@ fn clamp32(x: i64) -> i32 {
     i32::try_from(x.clamp(i64::from(i32::MIN) + 1, i64::from(i32::MAX))).unwrap_or(i32::MAX)
 }
 
+/// Replace table kernels by forms that vectorise where the values allow.
+fn specialise(k: K) -> K {
+    match k {
+        K::Enum { fact, table } if table.iter().skip(15).all(|b| !*b) => {
+            let mut lut = [0u8; 16];
+            for (slot, b) in lut.iter_mut().zip(table.iter()) {
+                *slot = u8::from(*b);
+            }
+            lut[15] = 0; // 255 & 15: unknown is never true
+            if table[15] {
+                K::Enum { fact, table }
+            } else {
+                K::Enum16 { fact, lut }
+            }
+        }
+        K::Country { fact, table } => {
+            let members: Vec<u16> = table
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| **b)
+                .filter_map(|(i, _)| u16::try_from(i).ok())
+                .collect();
+            if members.len() <= 4 && !members.is_empty() {
+                let mut values = [u16::MAX - 1; 4];
+                for (slot, v) in values.iter_mut().zip(&members) {
+                    *slot = *v;
+                }
+                K::CountryIn {
+                    fact,
+                    values,
+                    len: members.len(),
+                }
+            } else {
+                K::Country { fact, table }
+            }
+        }
+        K::Not(x) => K::Not(Box::new(specialise(*x))),
+        K::And(v) => K::And(v.into_iter().map(specialise).collect()),
+        K::Or(v) => K::Or(v.into_iter().map(specialise).collect()),
+        other => other,
+    }
+}
+
 fn compile(e: &Checked, cx: &Ctx<'_>) -> Result<K, Unsupported> {
     if let Some(Value::Bool(b)) = cx.constant(e) {
         return Ok(K::Const(Some(b)));
@@ -174,7 +232,13 @@ fn compile(e: &Checked, cx: &Ctx<'_>) -> Result<K, Unsupported> {
             fact: *f,
             mask: *mask,
         }),
-        Checked::SpeaksLanguage(l) => Ok(K::Lang(*l)),
+        Checked::SpeaksLanguage(l) => {
+            let i = usize::from(l.index());
+            Ok(K::Lang {
+                word: i / 64,
+                bit: u32::try_from(i % 64).unwrap_or(0),
+            })
+        }
         Checked::InValues(x, values) => match x.as_ref() {
             Checked::Fact(f) => match values.iter().next() {
                 Some(Value::Enum(_)) | None
@@ -325,114 +389,200 @@ struct Word {
     k: u64,
 }
 
+/// Words evaluated together: 64 words = 4,096 people per block.
+const BLOCK: usize = 64;
+
+/// Pack 64 bytes of 0/1 into 64 bits (byte i to bit i): eight bytes at a time, the multiply
+/// moves byte j's low bit to bit 56 + j without carries, then the top byte is taken.
+#[inline]
+fn pack(bytes: &[u8; 64]) -> u64 {
+    let mut out = 0u64;
+    for (i, chunk) in bytes.chunks_exact(8).enumerate() {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(b);
+        out |= (x.wrapping_mul(0x0102_0408_1020_4080) >> 56) << (i * 8);
+    }
+    out
+}
+
+/// Evaluate a leaf over the block's words: `$v` is each value, giving (known, true). Full
+/// words compute 64 result bytes in a uniform loop (which vectorises) and pack them.
 macro_rules! leaf {
-    ($col:expr, $base:expr, $n:expr, |$v:ident| ($known:expr, $truth:expr)) => {{
-        let mut t = 0u64;
-        let mut k = 0u64;
-        let chunk = &$col[$base..$base + $n];
-        for (j, &$v) in chunk.iter().enumerate() {
-            let known = $known;
-            k |= u64::from(known) << j;
-            t |= u64::from(known && $truth) << j;
+    ($out:expr, $col:expr, $first:expr, $rows:expr, |$v:ident| ($known:expr, $truth:expr)) => {{
+        let col = $col;
+        for (w, slot) in $out.iter_mut().enumerate() {
+            let base = ($first + w) * 64;
+            let n = ($rows - base).min(64);
+            if n == 64 {
+                let mut kb = [0u8; 64];
+                let mut tb = [0u8; 64];
+                for ((&$v, kx), tx) in col[base..base + 64]
+                    .iter()
+                    .zip(kb.iter_mut())
+                    .zip(tb.iter_mut())
+                {
+                    let known: bool = $known;
+                    let truth: bool = $truth;
+                    *kx = u8::from(known);
+                    *tx = u8::from(known & truth);
+                }
+                *slot = Word {
+                    t: pack(&tb),
+                    k: pack(&kb),
+                };
+            } else {
+                let (mut t, mut k) = (0u64, 0u64);
+                for (j, &$v) in col[base..base + n].iter().enumerate() {
+                    let known: bool = $known;
+                    let truth: bool = $truth;
+                    k |= u64::from(known) << j;
+                    t |= u64::from(known & truth) << j;
+                }
+                *slot = Word { t, k };
+            }
         }
-        Word { t, k }
     }};
 }
 
-fn eval(kernel: &K, c: &dyn Columns, base: usize, n: usize) -> Word {
-    let all = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
+fn all_of(rows: usize, word: usize) -> u64 {
+    let n = (rows - word * 64).min(64);
+    if n == 64 { u64::MAX } else { (1u64 << n) - 1 }
+}
+
+/// Evaluate `kernel` for the words `first .. first + out.len()`.
+fn eval_block(kernel: &K, c: &dyn Columns, first: usize, out: &mut [Word]) {
+    let rows = c.rows();
     match kernel {
-        K::Const(None) => Word { t: 0, k: 0 },
-        K::Const(Some(b)) => Word {
-            t: if *b { all } else { 0 },
-            k: all,
-        },
-        K::Enum { fact, table } => leaf!(c.enums(*fact), base, n, |v| (
+        K::Const(v) => {
+            for (w, slot) in out.iter_mut().enumerate() {
+                let all = all_of(rows, first + w);
+                *slot = match v {
+                    None => Word { t: 0, k: 0 },
+                    Some(b) => Word {
+                        t: if *b { all } else { 0 },
+                        k: all,
+                    },
+                };
+            }
+        }
+        K::Enum { fact, table } => leaf!(out, c.enums(*fact), first, rows, |v| (
             v != u8::MAX,
             table[usize::from(v)]
         )),
-        K::Bool { fact, want } => leaf!(c.bools(*fact), base, n, |v| (v < 2, (v == 1) == *want)),
+        K::Enum16 { fact, lut } => {
+            let lut = *lut;
+            leaf!(out, c.enums(*fact), first, rows, |v| (
+                v != u8::MAX,
+                lut[usize::from(v & 15)] != 0
+            ))
+        }
+        K::CountryIn { fact, values, len } => {
+            let [a, b, cc, d] = *values;
+            let a2 = if *len > 1 { b } else { a };
+            let a3 = if *len > 2 { cc } else { a };
+            let a4 = if *len > 3 { d } else { a };
+            leaf!(out, c.countries(*fact), first, rows, |v| (
+                v != u16::MAX,
+                (v == a) | (v == a2) | (v == a3) | (v == a4)
+            ))
+        }
+        K::Bool { fact, want } => leaf!(out, c.bools(*fact), first, rows, |v| (
+            v < 2,
+            (v == 1) == *want
+        )),
         K::Date {
             fact,
             lo,
             hi,
             known_max,
         } => {
-            leaf!(c.dates(*fact), base, n, |v| (
-                v != i32::MIN && v <= *known_max,
-                v >= *lo && v <= *hi
+            let (lo, hi, km) = (*lo, *hi, *known_max);
+            leaf!(out, c.dates(*fact), first, rows, |v| (
+                (v != i32::MIN) & (v <= km),
+                (v >= lo) & (v <= hi)
             ))
         }
-        K::Country { fact, table } => leaf!(c.countries(*fact), base, n, |v| (
+        K::Country { fact, table } => leaf!(out, c.countries(*fact), first, rows, |v| (
             v != u16::MAX,
             table[usize::from(v)]
         )),
-        K::SetAny { fact, mask } => leaf!(c.sets(*fact), base, n, |v| (
-            v & (1 << 31) == 0,
-            v & mask != 0
-        )),
-        K::Known(f) => {
-            let w = match crate::expr::fact_type(*f) {
-                crate::expr::Type::Enum(_) => leaf!(c.enums(*f), base, n, |v| (true, v != u8::MAX)),
-                crate::expr::Type::Bool => leaf!(c.bools(*f), base, n, |v| (true, v < 2)),
-                crate::expr::Type::Date => leaf!(c.dates(*f), base, n, |v| (true, v != i32::MIN)),
-                crate::expr::Type::Country => {
-                    leaf!(c.countries(*f), base, n, |v| (true, v != u16::MAX))
-                }
-                crate::expr::Type::EnumSet(_) => {
-                    leaf!(c.sets(*f), base, n, |v| (true, v & (1 << 31) == 0))
-                }
-                _ => {
-                    let mut t = 0u64;
-                    for j in 0..n {
-                        t |= u64::from(c.speaks(base + j, Language::EN).is_some()) << j;
-                    }
-                    Word { t, k: all }
-                }
-            };
-            Word { t: w.t, k: all }
+        K::SetAny { fact, mask } => {
+            let mask = *mask;
+            leaf!(out, c.sets(*fact), first, rows, |v| (
+                v & (1 << 31) == 0,
+                v & mask != 0
+            ))
         }
-        K::Lang(l) => {
-            let (mut t, mut k) = (0u64, 0u64);
-            for j in 0..n {
-                if let Some(s) = c.speaks(base + j, *l) {
-                    k |= 1 << j;
-                    t |= u64::from(s) << j;
-                }
+        K::Known(f) => match crate::expr::fact_type(*f) {
+            crate::expr::Type::Enum(_) => {
+                leaf!(out, c.enums(*f), first, rows, |v| (true, v != u8::MAX))
             }
-            Word { t, k }
+            crate::expr::Type::Bool => leaf!(out, c.bools(*f), first, rows, |v| (true, v < 2)),
+            crate::expr::Type::Date => {
+                leaf!(out, c.dates(*f), first, rows, |v| (true, v != i32::MIN))
+            }
+            crate::expr::Type::Country => {
+                leaf!(out, c.countries(*f), first, rows, |v| (true, v != u16::MAX))
+            }
+            crate::expr::Type::EnumSet(_) => {
+                leaf!(out, c.sets(*f), first, rows, |v| (true, v & (1 << 31) == 0))
+            }
+            _ => leaf!(out, c.languages()[2], first, rows, |v| (
+                true,
+                v & (1 << 63) == 0
+            )),
+        },
+        K::Lang { word, bit } => {
+            let cols = c.languages();
+            let (words, flags, bit) = (cols[*word], cols[2], *bit);
+            for (w, slot) in out.iter_mut().enumerate() {
+                let base = (first + w) * 64;
+                let n = (rows - base).min(64);
+                let (mut t, mut k) = (0u64, 0u64);
+                for j in 0..n {
+                    let known = flags[base + j] & (1 << 63) == 0;
+                    k |= u64::from(known) << j;
+                    t |= u64::from(known & (words[base + j] >> bit & 1 == 1)) << j;
+                }
+                *slot = Word { t, k };
+            }
         }
         K::Not(x) => {
-            let w = eval(x, c, base, n);
-            Word {
-                t: !w.t & w.k,
-                k: w.k,
+            eval_block(x, c, first, out);
+            for s in out.iter_mut() {
+                *s = Word {
+                    t: !s.t & s.k,
+                    k: s.k,
+                };
             }
         }
-        K::And(v) => {
-            let (mut t, mut k) = (all, all);
-            let mut false_known = 0u64;
-            for x in v {
-                let w = eval(x, c, base, n);
-                false_known |= w.k & !w.t;
-                t &= w.t;
-                k &= w.k;
+        K::And(v) | K::Or(v) => {
+            let and = matches!(kernel, K::And(_));
+            let mut tmp = [Word { t: 0, k: 0 }; BLOCK];
+            let mut children = v.iter();
+            match children.next() {
+                Some(first_child) => eval_block(first_child, c, first, out),
+                None => return eval_block(&K::Const(Some(and)), c, first, out),
             }
-            Word {
-                t: t & !false_known,
-                k: (k | false_known) & all,
-            }
-        }
-        K::Or(v) => {
-            let (mut t, mut k) = (0u64, all);
-            for x in v {
-                let w = eval(x, c, base, n);
-                t |= w.t;
-                k &= w.k;
-            }
-            Word {
-                t,
-                k: (k | t) & all,
+            for child in children {
+                let tmp = &mut tmp[..out.len()];
+                eval_block(child, c, first, tmp);
+                for (a, b) in out.iter_mut().zip(tmp.iter()) {
+                    *a = if and {
+                        // false wins: known when both known or either known false
+                        Word {
+                            t: a.t & b.t,
+                            k: (a.k & b.k) | (a.k & !a.t) | (b.k & !b.t),
+                        }
+                    } else {
+                        // true wins
+                        Word {
+                            t: a.t | b.t,
+                            k: (a.k & b.k) | a.t | b.t,
+                        }
+                    };
+                }
             }
         }
     }
@@ -469,7 +619,7 @@ pub fn compile_programme(p: &Programme, on: Date) -> Result<Compiled, Unsupporte
                 .map(|kernel| CompiledRule {
                     kind: r.kind,
                     if_unknown: r.if_unknown,
-                    kernel,
+                    kernel: specialise(kernel),
                 })
                 .map_err(|e| Unsupported(format!("rule {}: {}", r.id, e.0)))
         })
@@ -533,53 +683,56 @@ fn evaluate_range(
     signals: &mut [u64],
 ) {
     let rows = c.rows();
-    for (slot, w) in words.enumerate() {
-        let base = w * 64;
-        let n = (rows - base).min(64);
-        let (mut fail, mut unknown) = (0u64, 0u64);
+    let mut buf = [Word { t: 0, k: 0 }; BLOCK];
+    let mut start = words.start;
+    while start < words.end {
+        let nw = (words.end - start).min(BLOCK);
+        let mut fail = [0u64; BLOCK];
+        let mut unknown = [0u64; BLOCK];
         let mut s = 0;
         for r in &p.rules {
-            let mut x = eval(&r.kernel, c, base, n);
-            let unk = !x.k & if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
-            match r.if_unknown {
-                IfUnknown::Pass => x.t |= unk,
-                IfUnknown::Fail => {}
-                IfUnknown::Undetermined => {}
+            let out = &mut buf[..nw];
+            eval_block(&r.kernel, c, start, out);
+            for (w, x) in out.iter().enumerate() {
+                let unk = !x.k & all_of(rows, start + w);
+                match r.kind {
+                    RuleKind::Require => {
+                        fail[w] |= match r.if_unknown {
+                            IfUnknown::Undetermined => x.k & !x.t,
+                            IfUnknown::Pass => x.k & !x.t,
+                            IfUnknown::Fail => (x.k & !x.t) | unk,
+                        };
+                        if r.if_unknown == IfUnknown::Undetermined {
+                            unknown[w] |= unk;
+                        }
+                    }
+                    RuleKind::Exclude => {
+                        // Holding excludes; with unknown = pass ("ignore") an unknown does not.
+                        fail[w] |= match r.if_unknown {
+                            IfUnknown::Pass | IfUnknown::Undetermined => x.t,
+                            IfUnknown::Fail => x.t | unk,
+                        };
+                        if r.if_unknown == IfUnknown::Undetermined {
+                            unknown[w] |= unk;
+                        }
+                    }
+                    RuleKind::Signal => {
+                        if let Some(sig) = signals.get_mut(s) {
+                            *sig += u64::from(x.t.count_ones());
+                        }
+                    }
+                }
             }
-            let known = if r.if_unknown == IfUnknown::Undetermined {
-                x.k
-            } else {
-                x.k | unk
-            };
-            match r.kind {
-                RuleKind::Require => {
-                    fail |= known & !x.t;
-                    if r.if_unknown == IfUnknown::Undetermined {
-                        unknown |= unk;
-                    }
-                }
-                RuleKind::Exclude => {
-                    // Holding excludes; with unknown = pass ("ignore") an unknown does not.
-                    let holds = match r.if_unknown {
-                        IfUnknown::Pass => x.t & x.k,
-                        IfUnknown::Fail => x.t | unk,
-                        IfUnknown::Undetermined => x.t,
-                    };
-                    fail |= holds;
-                    if r.if_unknown == IfUnknown::Undetermined {
-                        unknown |= unk;
-                    }
-                }
-                RuleKind::Signal => {
-                    if let Some(sig) = signals.get_mut(s) {
-                        *sig += u64::from((x.t & x.k).count_ones());
-                    }
-                    s += 1;
-                }
+            if r.kind == RuleKind::Signal {
+                s += 1;
             }
         }
-        inel[slot] = fail;
-        und[slot] = unknown & !fail;
+        let off = start - words.start;
+        for w in 0..nw {
+            inel[off + w] = fail[w];
+            und[off + w] = unknown[w] & !fail[w];
+        }
+        start += nw;
     }
 }
 
@@ -632,7 +785,7 @@ pub struct FactColumns {
     dates: BTreeMap<Fact, Vec<i32>>,
     countries: BTreeMap<Fact, Vec<u16>>,
     sets: BTreeMap<Fact, Vec<u32>>,
-    languages: Vec<Option<refuge_core::language::LanguageSet>>,
+    languages: [Vec<u64>; 3],
 }
 
 impl FactColumns {
@@ -699,7 +852,14 @@ impl FactColumns {
                             .collect(),
                     );
                 }
-                _ => c.languages = people.iter().map(|p| p.languages).collect(),
+                _ => {
+                    for p in people {
+                        let w = p.languages.map_or([0, 0, 1 << 63], |l| l.words());
+                        for (col, x) in c.languages.iter_mut().zip(w) {
+                            col.push(x);
+                        }
+                    }
+                }
             }
         }
         c
@@ -725,12 +885,8 @@ impl Columns for FactColumns {
     fn sets(&self, fact: Fact) -> &[u32] {
         self.sets.get(&fact).map_or(&[], Vec::as_slice)
     }
-    fn speaks(&self, row: usize, lang: Language) -> Option<bool> {
-        self.languages
-            .get(row)
-            .copied()
-            .flatten()
-            .map(|s| s.contains(lang))
+    fn languages(&self) -> [&[u64]; 3] {
+        [&self.languages[0], &self.languages[1], &self.languages[2]]
     }
 }
 
@@ -853,6 +1009,22 @@ mod tests {
                 serde_json::from_value(serde_json::Value::Object(j)).unwrap()
             })
             .collect()
+    }
+
+    #[test]
+    fn pack_puts_byte_i_at_bit_i() {
+        let mut b = [0u8; 64];
+        assert_eq!(pack(&b), 0);
+        for i in [0, 1, 7, 8, 31, 56, 63] {
+            b = [0u8; 64];
+            b[i] = 1;
+            assert_eq!(pack(&b), 1u64 << i, "{i}");
+        }
+        let all = [1u8; 64];
+        assert_eq!(pack(&all), u64::MAX);
+        let alt: [u8; 64] = std::array::from_fn(|i| u8::from(i % 3 == 0));
+        let want = (0..64).filter(|i| i % 3 == 0).fold(0u64, |a, i| a | 1 << i);
+        assert_eq!(pack(&alt), want);
     }
 
     #[test]

@@ -77,6 +77,10 @@ pub enum Command {
     Programmes(crate::rules_cmd::ProgrammesCmd),
     /// Check which programmes a person's facts make them eligible for, with reasons.
     Check(crate::rules_cmd::CheckArgs),
+    /// Run every programme, and reforms against their programmes, over a caseload.
+    Simulate(crate::rules_cmd::SimulateArgs),
+    /// Write a synthetic caseload (CSV, JSON Lines or .rcl) with documented distributions.
+    Synth(crate::synth_cmd::SynthArgs),
     /// Write a consistent, still-encrypted copy of everything to a file.
     Backup(BackupArgs),
     /// Restore a backup into an empty database (SQLite or PostgreSQL).

@@ -9,6 +9,7 @@ mod demo;
 mod input;
 mod output;
 mod rules_cmd;
+mod synth_cmd;
 
 use anyhow::Context;
 use clap::Parser;
@@ -166,6 +167,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             cli.format,
             refuge_core::clock::Clock::today(&SystemClock),
         ),
+        Command::Simulate(a) => rules_cmd::simulate(
+            &cli.programmes,
+            &a,
+            cli.format,
+            refuge_core::clock::Clock::today(&SystemClock),
+        ),
+        Command::Synth(a) => {
+            synth_cmd::run(&a, cli.format == Format::Json).map(|()| ExitCode::SUCCESS)
+        }
         Command::Backup(a) => backup(&ctx, &out, &a.out).await,
         Command::Restore(a) => restore(&ctx, &out, &a.file).await,
     }

@@ -452,3 +452,237 @@ pub fn check(
     }
     Ok(ExitCode::SUCCESS)
 }
+
+#[derive(Args, Debug)]
+pub struct SimulateArgs {
+    /// Caseload: CSV (header = fact names), JSON Lines, or the compact .rcl format.
+    #[arg(long, value_name = "FILE")]
+    pub caseload: PathBuf,
+    /// A reform to compare with its programme: a reform file, or a reform id from the
+    /// programmes directory; repeatable.
+    #[arg(long, value_name = "FILE|ID")]
+    pub reform: Vec<String>,
+    /// Only these programmes (default: every programme).
+    #[arg(long, value_name = "ID")]
+    pub programme: Vec<String>,
+    /// Evaluation date (default: today).
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub on: Option<String>,
+    /// Print every breakdown of every programme (text output shows reforms' by default).
+    #[arg(long)]
+    pub breakdowns: bool,
+    /// Write CSV (one line per programme, dimension and group) instead of a table.
+    #[arg(long, conflicts_with = "breakdowns")]
+    pub csv: bool,
+}
+
+/// This process's peak resident memory in MiB (Linux: VmHWM), if known.
+fn peak_memory_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+pub fn simulate(
+    dir: &ProgrammesDir,
+    a: &SimulateArgs,
+    format: Format,
+    today: time::Date,
+) -> anyhow::Result<ExitCode> {
+    use refuge_rules::caseload::Caseload;
+    use refuge_rules::programme::Reform;
+    let on = match &a.on {
+        Some(s) => parse_date(s)
+            .ok_or_else(|| usage(format!("--on: expected a date YYYY-MM-DD, found \"{s}\"")))?,
+        None => today,
+    };
+    let lib = dir.load()?;
+    let mut programmes: Vec<Programme> = if a.programme.is_empty() {
+        lib.programmes.values().cloned().collect()
+    } else {
+        a.programme
+            .iter()
+            .map(|id| resolve(&lib, id))
+            .collect::<anyhow::Result<_>>()?
+    };
+    let mut reforms: Vec<Reform> = Vec::new();
+    for r in &a.reform {
+        let reform = if Path::new(r).exists() {
+            match lint_file(Path::new(r)).map_err(|e| usage(e.to_string()))? {
+                Loaded::Reform(rf) => rf,
+                Loaded::Programme(p) => {
+                    return Err(usage(format!(
+                        "--reform {r}: {} is a programme, not a reform (it has no reform_of)",
+                        p.id
+                    )));
+                }
+            }
+        } else {
+            lib.reforms.get(r).cloned().ok_or_else(|| {
+                let hint = refuge_core::suggest::nearest(r, lib.reforms.keys().map(String::as_str))
+                    .map(|s| format!(" (did you mean {s}?)"))
+                    .unwrap_or_default();
+                usage(format!("--reform: no file or reform \"{r}\"{hint}"))
+            })?
+        };
+        if !programmes.iter().any(|p| p.id == reform.reform_of) {
+            match lib.programmes.get(&reform.reform_of) {
+                Some(p) => programmes.push(p.clone()),
+                None => {
+                    return Err(usage(format!(
+                        "--reform {r}: it changes {}, which is not a programme here",
+                        reform.reform_of
+                    )));
+                }
+            }
+        }
+        reforms.push(reform);
+    }
+
+    let size = std::fs::metadata(&a.caseload)
+        .map_err(|e| usage(format!("--caseload {}: {e}", a.caseload.display())))?
+        .len();
+    let bar = crate::output::progress(size, "loading caseload");
+    let t = std::time::Instant::now();
+    let loaded = Caseload::from_path(&a.caseload, &|done| bar.set_position(done));
+    bar.finish_and_clear();
+    let caseload = loaded.map_err(|e| {
+        let msg = format!("--caseload {}: {e}", a.caseload.display());
+        if e.is_input_error() {
+            usage(msg)
+        } else {
+            anyhow::anyhow!(msg)
+        }
+    })?;
+    let load_seconds = t.elapsed().as_secs_f64();
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let sim = refuge_rules::simulate::simulate(&programmes, &reforms, &caseload, on, threads)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+
+    if a.csv {
+        println!(
+            "programme,baseline,dimension,group,eligible,ineligible,undetermined,newly_eligible,newly_ineligible"
+        );
+        let opt = |x: Option<u64>| x.map_or(String::new(), |v| v.to_string());
+        for p in &sim.programmes {
+            let base = p.baseline.clone().unwrap_or_default();
+            let c = &p.counts;
+            println!(
+                "{},{base},all,all,{},{},{},{},{}",
+                p.id,
+                c.eligible,
+                c.ineligible,
+                c.undetermined,
+                opt(c.newly_eligible),
+                opt(c.newly_ineligible)
+            );
+            for (dim, groups) in &p.breakdowns {
+                for g in groups {
+                    let c = &g.counts;
+                    println!(
+                        "{},{base},{dim},{},{},{},{},{},{}",
+                        p.id,
+                        g.key,
+                        c.eligible,
+                        c.ineligible,
+                        c.undetermined,
+                        opt(c.newly_eligible),
+                        opt(c.newly_ineligible)
+                    );
+                }
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if format == Format::Json {
+        let mut v = serde_json::to_value(&sim)?;
+        if let Some(m) = v.as_object_mut() {
+            m.insert("load_seconds".into(), load_seconds.into());
+            m.insert("peak_memory_mib".into(), peak_memory_mib().into());
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{} people on {}: loaded in {:.2} s, rules evaluated in {:.1} ms, counted in {:.1} ms, peak memory {}",
+        thousands(sim.rows as u64),
+        sim.on,
+        load_seconds,
+        sim.evaluation_seconds * 1000.0,
+        sim.counting_seconds * 1000.0,
+        peak_memory_mib().map_or_else(|| "unknown".to_owned(), |m| format!("{m:.0} MiB"))
+    );
+    println!();
+    println!(
+        "{:<44} {:>11} {:>11} {:>13} {:>11} {:>11}",
+        "programme", "eligible", "ineligible", "undetermined", "+eligible", "-eligible"
+    );
+    for p in &sim.programmes {
+        let c = &p.counts;
+        let name = match &p.baseline {
+            Some(b) => format!("{} (vs {b})", p.id),
+            None => p.id.clone(),
+        };
+        let d = |x: Option<u64>| x.map_or_else(|| "".to_owned(), thousands);
+        println!(
+            "{name:<44} {:>11} {:>11} {:>13} {:>11} {:>11}",
+            thousands(c.eligible),
+            thousands(c.ineligible),
+            thousands(c.undetermined),
+            d(c.newly_eligible),
+            d(c.newly_ineligible)
+        );
+    }
+    for p in &sim.programmes {
+        if !(a.breakdowns || p.baseline.is_some()) {
+            continue;
+        }
+        println!();
+        println!("{}:", p.id);
+        for (dim, groups) in &p.breakdowns {
+            let parts: Vec<String> = groups
+                .iter()
+                .map(|g| match g.counts.newly_eligible {
+                    Some(n) => format!(
+                        "{} {}/{}/{} (+{})",
+                        g.key,
+                        thousands(g.counts.eligible),
+                        thousands(g.counts.ineligible),
+                        thousands(g.counts.undetermined),
+                        thousands(n)
+                    ),
+                    None => format!(
+                        "{} {}/{}/{}",
+                        g.key,
+                        thousands(g.counts.eligible),
+                        thousands(g.counts.ineligible),
+                        thousands(g.counts.undetermined)
+                    ),
+                })
+                .collect();
+            println!(
+                "  by {dim} (eligible/ineligible/undetermined{}): {}",
+                if p.baseline.is_some() {
+                    ", +newly eligible"
+                } else {
+                    ""
+                },
+                parts.join("; ")
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
