@@ -560,7 +560,8 @@ pub fn simulate(
     let loaded = Caseload::from_path(&a.caseload, &|done| bar.set_position(done));
     bar.finish_and_clear();
     let caseload = loaded.map_err(|e| {
-        let msg = format!("--caseload {}: {e}", a.caseload.display());
+        // The error already names the file, line and column.
+        let msg = format!("--caseload: {e}");
         if e.is_input_error() {
             usage(msg)
         } else {
