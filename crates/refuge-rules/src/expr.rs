@@ -280,38 +280,35 @@ impl Parser {
         }
     }
 
-    fn or(&mut self) -> Result<Ast, ExprError> {
-        let mut left = self.and()?;
-        while self.is_name("or") {
+    /// `next (word next)*`, folded left with `make`.
+    fn chain(
+        &mut self,
+        word: &str,
+        next: fn(&mut Self) -> Result<Ast, ExprError>,
+        make: fn(Box<Ast>, Box<Ast>) -> AstKind,
+    ) -> Result<Ast, ExprError> {
+        let mut left = next(self)?;
+        while self.is_name(word) {
             self.bump();
-            let right = self.and()?;
+            let right = next(self)?;
             let span = Span {
                 start: left.span.start,
                 end: right.span.end,
             };
             left = Ast {
-                kind: AstKind::Or(Box::new(left), Box::new(right)),
+                kind: make(Box::new(left), Box::new(right)),
                 span,
             };
         }
         Ok(left)
     }
 
+    fn or(&mut self) -> Result<Ast, ExprError> {
+        self.chain("or", Self::and, AstKind::Or)
+    }
+
     fn and(&mut self) -> Result<Ast, ExprError> {
-        let mut left = self.not()?;
-        while self.is_name("and") {
-            self.bump();
-            let right = self.not()?;
-            let span = Span {
-                start: left.span.start,
-                end: right.span.end,
-            };
-            left = Ast {
-                kind: AstKind::And(Box::new(left), Box::new(right)),
-                span,
-            };
-        }
-        Ok(left)
+        self.chain("and", Self::not, AstKind::And)
     }
 
     fn not(&mut self) -> Result<Ast, ExprError> {

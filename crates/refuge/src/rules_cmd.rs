@@ -312,6 +312,25 @@ pub fn programmes(
     }
 }
 
+/// `--on`, or today.
+fn evaluation_date(on: Option<&str>, today: time::Date) -> anyhow::Result<time::Date> {
+    match on {
+        Some(s) => parse_date(s)
+            .ok_or_else(|| usage(format!("--on: expected a date YYYY-MM-DD, found \"{s}\""))),
+        None => Ok(today),
+    }
+}
+
+/// The programmes named by `--programme` (a reform id gives its programme with the reform),
+/// or every programme.
+fn select(lib: &Library, ids: &[String]) -> anyhow::Result<Vec<Programme>> {
+    if ids.is_empty() {
+        Ok(lib.programmes.values().cloned().collect())
+    } else {
+        ids.iter().map(|id| resolve(lib, id)).collect()
+    }
+}
+
 fn resolve(lib: &Library, id: &str) -> anyhow::Result<Programme> {
     lib.resolve(id).ok_or_else(|| {
         let hint = refuge_core::suggest::nearest(id, lib.ids())
@@ -384,20 +403,9 @@ pub fn check(
     today: time::Date,
 ) -> anyhow::Result<ExitCode> {
     let facts: Facts = crate::input::read_json(&a.facts, "--facts")?;
-    let on = match &a.on {
-        Some(s) => parse_date(s)
-            .ok_or_else(|| usage(format!("--on: expected a date YYYY-MM-DD, found \"{s}\"")))?,
-        None => today,
-    };
+    let on = evaluation_date(a.on.as_deref(), today)?;
     let lib = dir.load()?;
-    let programmes: Vec<Programme> = if a.programme.is_empty() {
-        lib.programmes.values().cloned().collect()
-    } else {
-        a.programme
-            .iter()
-            .map(|id| resolve(&lib, id))
-            .collect::<anyhow::Result<_>>()?
-    };
+    let programmes = select(&lib, &a.programme)?;
     let decisions: Vec<Decision> = programmes
         .iter()
         .map(|p| decide(p, &facts, on, &a.lang))
@@ -504,20 +512,9 @@ pub fn simulate(
 ) -> anyhow::Result<ExitCode> {
     use refuge_rules::caseload::Caseload;
     use refuge_rules::programme::Reform;
-    let on = match &a.on {
-        Some(s) => parse_date(s)
-            .ok_or_else(|| usage(format!("--on: expected a date YYYY-MM-DD, found \"{s}\"")))?,
-        None => today,
-    };
+    let on = evaluation_date(a.on.as_deref(), today)?;
     let lib = dir.load()?;
-    let mut programmes: Vec<Programme> = if a.programme.is_empty() {
-        lib.programmes.values().cloned().collect()
-    } else {
-        a.programme
-            .iter()
-            .map(|id| resolve(&lib, id))
-            .collect::<anyhow::Result<_>>()?
-    };
+    let mut programmes = select(&lib, &a.programme)?;
     let mut reforms: Vec<Reform> = Vec::new();
     for r in &a.reform {
         let reform = if Path::new(r).exists() {
