@@ -1161,32 +1161,8 @@ fn truth(e: &Checked, facts: &Facts, env: &Env<'_>, missing: &mut BTreeSet<Fact>
             Tri::False => Tri::True,
             Tri::Unknown => Tri::Unknown,
         },
-        Checked::And(v) => {
-            let mut unknown = false;
-            let mut local = BTreeSet::new();
-            for x in v {
-                match truth(x, facts, env, &mut local) {
-                    Tri::False => return Tri::False,
-                    Tri::Unknown => unknown = true,
-                    Tri::True => {}
-                }
-            }
-            missing.extend(local);
-            if unknown { Tri::Unknown } else { Tri::True }
-        }
-        Checked::Or(v) => {
-            let mut unknown = false;
-            let mut local = BTreeSet::new();
-            for x in v {
-                match truth(x, facts, env, &mut local) {
-                    Tri::True => return Tri::True,
-                    Tri::Unknown => unknown = true,
-                    Tri::False => {}
-                }
-            }
-            missing.extend(local);
-            if unknown { Tri::Unknown } else { Tri::False }
-        }
+        Checked::And(v) => kleene(v, Tri::False, facts, env, missing),
+        Checked::Or(v) => kleene(v, Tri::True, facts, env, missing),
         Checked::Known(f) => {
             if *f == Fact::Languages {
                 bool_tri(facts.languages.is_some())
@@ -1234,6 +1210,32 @@ fn truth(e: &Checked, facts: &Facts, env: &Env<'_>, missing: &mut BTreeSet<Fact>
             Some(Value::Bool(b)) => bool_tri(b),
             _ => Tri::Unknown,
         },
+    }
+}
+
+/// Kleene `and` (`wins` = false) or `or` (`wins` = true): the winning value decides at once
+/// and drops the missing facts of the others; otherwise any unknown makes the whole unknown.
+fn kleene(
+    v: &[Checked],
+    wins: Tri,
+    facts: &Facts,
+    env: &Env<'_>,
+    missing: &mut BTreeSet<Fact>,
+) -> Tri {
+    let mut unknown = false;
+    let mut local = BTreeSet::new();
+    for x in v {
+        match truth(x, facts, env, &mut local) {
+            t if t == wins => return wins,
+            Tri::Unknown => unknown = true,
+            _ => {}
+        }
+    }
+    missing.extend(local);
+    match (unknown, wins) {
+        (true, _) => Tri::Unknown,
+        (false, Tri::False) => Tri::True,
+        (false, _) => Tri::False,
     }
 }
 
