@@ -6,7 +6,7 @@
 
 use anyhow::{Context, Result, bail};
 use refuge_rules::caseload::Caseload;
-use refuge_rules::columnar::{compile_programme, evaluate};
+use refuge_rules::columnar::{compile_programme, evaluate, evaluate_all};
 use refuge_rules::library::Library;
 use refuge_rules::programme::decide;
 use std::path::PathBuf;
@@ -85,6 +85,7 @@ pub fn run(a: RulesArgs) -> Result<()> {
             programmes.push(p.with_reform(r).map_err(anyhow::Error::msg)?);
         }
     }
+    // All together, as `refuge simulate` evaluates them: compile for the date, then one pass.
     let mut times = Vec::new();
     let mut eligible = Vec::new();
     for _ in 0..a.repeat.max(1) {
@@ -93,12 +94,25 @@ pub fn run(a: RulesArgs) -> Result<()> {
             .iter()
             .map(|p| compile_programme(p, on))
             .collect::<Result<_, _>>()?;
-        let outcomes: Vec<_> = compiled
-            .iter()
-            .map(|c| evaluate(c, &caseload, threads))
-            .collect();
+        let outcomes = evaluate_all(&compiled, &caseload, threads);
         times.push(t.elapsed().as_secs_f64());
         eligible = outcomes.iter().map(|o| o.counts().0).collect();
+    }
+    // Each programme on its own (its own pass, nothing shared).
+    let mut each = Vec::new();
+    for p in &programmes {
+        let mut ts = Vec::new();
+        for _ in 0..a.repeat.max(1) {
+            let t = Instant::now();
+            let compiled = compile_programme(p, on)?;
+            std::hint::black_box(evaluate(&compiled, &caseload, threads));
+            ts.push(t.elapsed().as_secs_f64());
+        }
+        let id = std::iter::once(p.id.clone())
+            .chain(p.reforms.iter().cloned())
+            .collect::<Vec<_>>()
+            .join("+");
+        each.push((id, median(ts)));
     }
     let eval_s = median(times);
 
@@ -151,6 +165,7 @@ pub fn run(a: RulesArgs) -> Result<()> {
         "synth_seconds": synth_s, "csv_bytes": csv_bytes, "rcl_bytes": rcl_bytes,
         "csv_load_seconds": csv_load_s, "rcl_load_seconds": rcl_load_s, "caseload_heap_mib": heap_mib,
         "evaluation_seconds": eval_s, "eligible": eligible,
+        "evaluation_seconds_each": each.iter().map(|(id, s)| serde_json::json!({"programme": id, "seconds": s})).collect::<Vec<_>>(),
         "explained_decision_seconds": decision_s,
         "simulate_command_seconds": command_s, "simulate_peak_memory_mib": peak_mib,
         "simulate_load_seconds": sim["load_seconds"], "simulate_evaluation_seconds": sim["evaluation_seconds"],
@@ -184,6 +199,9 @@ pub fn run(a: RulesArgs) -> Result<()> {
         eval_s * 1000.0,
         a.repeat.max(1)
     );
+    for (id, s) in &each {
+        println!("    {:<40} {:>9.2} ms alone", id, s * 1000.0);
+    }
     println!(
         "  one explained decision              {:>9.1} µs",
         decision_s * 1e6

@@ -34,24 +34,32 @@ pub fn day_number(d: Date) -> i32 {
     d.to_julian_day() - 2_440_588
 }
 
+/// The latest birth day (as [`day_number`]) of someone who is at least `years` old on `on`
+/// (29 February birthdays count as 1 March in common years, as `age_on` does).
+pub fn latest_birth_day(on: Date, years: i64) -> i32 {
+    let params = BTreeMap::new();
+    Ctx {
+        on,
+        params: &params,
+    }
+    .age_cutoff(years)
+}
+
 /// A kernel: a compiled condition.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum K {
     Const(Option<bool>),
     Enum {
         fact: Fact,
         table: Box<[bool; 256]>,
     },
-    /// An enum in a set of values, all below 16: a 16-entry lookup the compiler can vectorise.
-    Enum16 {
+    /// An enum equal to one of at most eight values (or, with `negate`, to none of them: a
+    /// set given by its complement), compared directly, which vectorises. Unused slots
+    /// repeat a value; 254 is no value.
+    EnumFew {
         fact: Fact,
-        lut: [u8; 16],
-    },
-    /// A country equal to one of a few values (compared directly, which vectorises).
-    CountryIn {
-        fact: Fact,
-        values: [u16; 4],
-        len: usize,
+        values: [u8; 8],
+        negate: bool,
     },
     Bool {
         fact: Fact,
@@ -64,9 +72,29 @@ enum K {
         hi: i32,
         known_max: i32,
     },
-    Country {
+    /// A country in a set: the members' `Country::index()`, sorted (as compiled; the plan
+    /// specialises it to one of the two forms below).
+    CountryIn {
         fact: Fact,
-        table: Vec<bool>,
+        members: Vec<u16>,
+    },
+    /// A country equal to one of at most four values (compared directly, which vectorises;
+    /// unused slots repeat a member).
+    CountryFew {
+        fact: Fact,
+        values: [u16; 4],
+    },
+    /// A country in a larger set, by a table over `Country::index()` (below 250).
+    CountryTable {
+        fact: Fact,
+        table: Box<[bool; 256]>,
+    },
+    /// `(country in C1 and "l1" in languages) or (country in C2 and "l2" in languages) …`
+    /// as one lookup per row: the languages that count for each country, as three words
+    /// like the `languages` columns; entry 255 (an unknown country) is all of them.
+    CountryLang {
+        fact: Fact,
+        table: Box<[[u64; 3]; 256]>,
     },
     SetAny {
         fact: Fact,
@@ -83,7 +111,8 @@ enum K {
     Or(Vec<K>),
 }
 
-/// An expression the kernels cannot express (it is evaluated row by row instead).
+/// An expression the kernels cannot express, such as a comparison of two facts: `refuge
+/// simulate` reports it as an error naming the rule (`refuge check` can still decide it).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("cannot compile to a column kernel: {0}")]
 pub struct Unsupported(pub String);
@@ -167,44 +196,111 @@ fn clamp32(x: i64) -> i32 {
 /// Replace table kernels by forms that vectorise where the values allow.
 fn specialise(k: K) -> K {
     match k {
-        K::Enum { fact, table } if table.iter().skip(15).all(|b| !*b) => {
-            let mut lut = [0u8; 16];
-            for (slot, b) in lut.iter_mut().zip(table.iter()) {
-                *slot = u8::from(*b);
-            }
-            lut[15] = 0; // 255 & 15: unknown is never true
-            if table[15] {
-                K::Enum { fact, table }
+        K::Enum { fact, table } => {
+            let n = fact.fact_type().values().len().min(254);
+            let pick = |want: bool| -> Vec<u8> {
+                (0..n)
+                    .filter(|i| table[*i] == want)
+                    .filter_map(|i| u8::try_from(i).ok())
+                    .collect()
+            };
+            let (members, others) = (pick(true), pick(false));
+            let (chosen, negate) = if members.len() <= others.len() {
+                (members, false)
             } else {
-                K::Enum16 { fact, lut }
+                (others, true)
+            };
+            if chosen.len() > 8 {
+                return K::Enum { fact, table };
+            }
+            let mut values = [chosen.first().copied().unwrap_or(254); 8];
+            for (slot, v) in values.iter_mut().zip(&chosen) {
+                *slot = *v;
+            }
+            K::EnumFew {
+                fact,
+                values,
+                negate,
             }
         }
-        K::Country { fact, table } => {
-            let members: Vec<u16> = table
-                .iter()
-                .enumerate()
-                .filter(|(_, b)| **b)
-                .filter_map(|(i, _)| u16::try_from(i).ok())
-                .collect();
-            if members.len() <= 4 && !members.is_empty() {
-                let mut values = [u16::MAX - 1; 4];
-                for (slot, v) in values.iter_mut().zip(&members) {
+        K::CountryIn { fact, members } => match members.as_slice() {
+            [a, rest @ ..] if rest.len() <= 3 => {
+                let mut values = [*a; 4];
+                for (slot, v) in values.iter_mut().skip(1).zip(rest) {
                     *slot = *v;
                 }
-                K::CountryIn {
-                    fact,
-                    values,
-                    len: members.len(),
-                }
-            } else {
-                K::Country { fact, table }
+                K::CountryFew { fact, values }
             }
-        }
+            _ => {
+                let mut table = Box::new([false; 256]);
+                for m in &members {
+                    if let Some(slot) = table.get_mut(usize::from(*m)) {
+                        *slot = true;
+                    }
+                }
+                table[255] = false;
+                K::CountryTable { fact, table }
+            }
+        },
         K::Not(x) => K::Not(Box::new(specialise(*x))),
         K::And(v) => K::And(v.into_iter().map(specialise).collect()),
-        K::Or(v) => K::Or(v.into_iter().map(specialise).collect()),
+        K::Or(v) => K::Or(
+            fuse_country_languages(v)
+                .into_iter()
+                .map(specialise)
+                .collect(),
+        ),
         other => other,
     }
+}
+
+/// In an `or`, fuse the operands of the form `country in C and "l" in languages` (on the same
+/// country fact, at least two of them) into one [`K::CountryLang`] lookup.
+fn fuse_country_languages(children: Vec<K>) -> Vec<K> {
+    fn pair(k: &K) -> Option<(Fact, &[u16], usize, u32)> {
+        let K::And(v) = k else { return None };
+        match v.as_slice() {
+            [K::CountryIn { fact, members }, K::Lang { word, bit }]
+            | [K::Lang { word, bit }, K::CountryIn { fact, members }] => {
+                Some((*fact, members.as_slice(), *word, *bit))
+            }
+            _ => None,
+        }
+    }
+    let mut facts: Vec<Fact> = children
+        .iter()
+        .filter_map(|k| pair(k).map(|p| p.0))
+        .collect();
+    facts.sort();
+    facts.dedup();
+    let mut children = children;
+    for f in facts {
+        if children
+            .iter()
+            .filter(|k| pair(k).is_some_and(|p| p.0 == f))
+            .count()
+            < 2
+        {
+            continue;
+        }
+        let mut table = Box::new([[0u64; 3]; 256]);
+        let mut rest = Vec::new();
+        for k in children {
+            match pair(&k) {
+                Some((fact, members, word, bit)) if fact == f && word < 3 => {
+                    for m in members.iter().map(|m| usize::from(*m)).chain([255]) {
+                        if let Some(entry) = table.get_mut(m) {
+                            entry[word] |= 1 << bit;
+                        }
+                    }
+                }
+                _ => rest.push(k),
+            }
+        }
+        rest.push(K::CountryLang { fact: f, table });
+        children = rest;
+    }
+    children
 }
 
 fn compile(e: &Checked, cx: &Ctx<'_>) -> Result<K, Unsupported> {
@@ -253,13 +349,16 @@ fn compile(e: &Checked, cx: &Ctx<'_>) -> Result<K, Unsupported> {
                     Ok(K::Enum { fact: *f, table })
                 }
                 Some(Value::Country(_)) | None => {
-                    let mut table = vec![false; 65_536];
-                    for v in values {
-                        if let Value::Country(c) = v {
-                            table[usize::from(c.index())] = true;
-                        }
-                    }
-                    Ok(K::Country { fact: *f, table })
+                    let mut members: Vec<u16> = values
+                        .iter()
+                        .filter_map(|v| match v {
+                            Value::Country(c) => Some(c.index()),
+                            _ => None,
+                        })
+                        .collect();
+                    members.sort_unstable();
+                    members.dedup();
+                    Ok(K::CountryIn { fact: *f, members })
                 }
                 _ => Err(Unsupported(format!("{} in a list", f.name()))),
             },
@@ -321,11 +420,10 @@ fn cmp_kernel(op: CmpOp, var: &Checked, c: Value, cx: &Ctx<'_>) -> Result<K, Uns
             table[usize::from(i)] = true;
             Ok(K::Enum { fact: *f, table })
         }
-        (Checked::Fact(f), Value::Country(country)) if op == CmpOp::Eq => {
-            let mut table = vec![false; 65_536];
-            table[usize::from(country.index())] = true;
-            Ok(K::Country { fact: *f, table })
-        }
+        (Checked::Fact(f), Value::Country(country)) if op == CmpOp::Eq => Ok(K::CountryIn {
+            fact: *f,
+            members: vec![country.index()],
+        }),
         (Checked::Fact(f), Value::Bool(b)) if op == CmpOp::Eq => Ok(K::Bool { fact: *f, want: b }),
         (Checked::Fact(f), Value::Date(d)) => {
             let (lo, hi) =
@@ -383,14 +481,25 @@ fn cmp_kernel(op: CmpOp, var: &Checked, c: Value, cx: &Ctx<'_>) -> Result<K, Uns
 }
 
 /// Three-valued results for 64 rows: bit j of `t` is "true", of `k` "known" (`t` ⊆ `k`).
+///
+/// Evaluation is lazy: every kernel is asked for the rows in a `need` mask only, and bits of
+/// rows outside that mask are left unspecified. `and` asks its next operand only for the rows
+/// not yet known false, `or` for those not yet known true, and a programme asks each
+/// eligibility rule only for the people no earlier rule has already made ineligible.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Word {
     t: u64,
     k: u64,
 }
 
+const ZERO: Word = Word { t: 0, k: 0 };
+
 /// Words evaluated together: 64 words = 4,096 people per block.
 const BLOCK: usize = 64;
+
+/// A word that needs at most this many of its rows is evaluated row by row; above it, all 64
+/// rows are computed in a loop the compiler vectorises.
+const SPARSE: u32 = 12;
 
 /// Pack 64 bytes of 0/1 into 64 bits (byte i to bit i): eight bytes at a time, the multiply
 /// moves byte j's low bit to bit 56 + j without carries, then the top byte is taken.
@@ -406,15 +515,19 @@ fn pack(bytes: &[u8; 64]) -> u64 {
     out
 }
 
-/// Evaluate a leaf over the block's words: `$v` is each value, giving (known, true). Full
-/// words compute 64 result bytes in a uniform loop (which vectorises) and pack them.
+/// Evaluate a leaf for the needed rows of the block's words: `$v` is each value, giving
+/// (known, true). Dense full words compute 64 result bytes in a uniform loop (which
+/// vectorises) and pack them; sparse words visit only their needed rows.
 macro_rules! leaf {
-    ($out:expr, $col:expr, $first:expr, $rows:expr, |$v:ident| ($known:expr, $truth:expr)) => {{
+    ($out:expr, $need:expr, $col:expr, $first:expr, $rows:expr, |$v:ident| ($known:expr, $truth:expr)) => {{
         let col = $col;
-        for (w, slot) in $out.iter_mut().enumerate() {
+        for (w, (slot, &m)) in $out.iter_mut().zip($need.iter()).enumerate() {
+            if m == 0 {
+                continue;
+            }
             let base = ($first + w) * 64;
             let n = ($rows - base).min(64);
-            if n == 64 {
+            if n == 64 && m.count_ones() > SPARSE {
                 let mut kb = [0u8; 64];
                 let mut tb = [0u8; 64];
                 for ((&$v, kx), tx) in col[base..base + 64]
@@ -433,7 +546,11 @@ macro_rules! leaf {
                 };
             } else {
                 let (mut t, mut k) = (0u64, 0u64);
-                for (j, &$v) in col[base..base + n].iter().enumerate() {
+                let mut bits = m;
+                while bits != 0 {
+                    let j = bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    let $v = col[base + j];
                     let known: bool = $known;
                     let truth: bool = $truth;
                     k |= u64::from(known) << j;
@@ -450,44 +567,93 @@ fn all_of(rows: usize, word: usize) -> u64 {
     if n == 64 { u64::MAX } else { (1u64 << n) - 1 }
 }
 
-/// Evaluate `kernel` for the words `first .. first + out.len()`.
-fn eval_block(kernel: &K, c: &dyn Columns, first: usize, out: &mut [Word]) {
+/// Evaluate leaf kernel `kernel` for the rows in `need` of words `first .. first + out.len()`.
+fn eval_leaf(kernel: &K, c: &dyn Columns, first: usize, need: &[u64], out: &mut [Word]) {
     let rows = c.rows();
     match kernel {
-        K::Const(v) => {
-            for (w, slot) in out.iter_mut().enumerate() {
-                let all = all_of(rows, first + w);
-                *slot = match v {
-                    None => Word { t: 0, k: 0 },
-                    Some(b) => Word {
-                        t: if *b { all } else { 0 },
-                        k: all,
-                    },
-                };
+        K::Const(_) | K::Not(_) | K::And(_) | K::Or(_) => {
+            // Not leaves: the plan never hands them here.
+            for slot in out.iter_mut() {
+                *slot = ZERO;
             }
         }
-        K::Enum { fact, table } => leaf!(out, c.enums(*fact), first, rows, |v| (
+        K::Enum { fact, table } => leaf!(out, need, c.enums(*fact), first, rows, |v| (
             v != u8::MAX,
             table[usize::from(v)]
         )),
-        K::Enum16 { fact, lut } => {
-            let lut = *lut;
-            leaf!(out, c.enums(*fact), first, rows, |v| (
+        K::EnumFew {
+            fact,
+            values,
+            negate,
+        } => {
+            let [a, b, cc, d, e, f, g, h] = *values;
+            let negate = *negate;
+            leaf!(out, need, c.enums(*fact), first, rows, |v| (
                 v != u8::MAX,
-                lut[usize::from(v & 15)] != 0
+                ((v == a)
+                    | (v == b)
+                    | (v == cc)
+                    | (v == d)
+                    | (v == e)
+                    | (v == f)
+                    | (v == g)
+                    | (v == h))
+                    != negate
             ))
         }
-        K::CountryIn { fact, values, len } => {
-            let [a, b, cc, d] = *values;
-            let a2 = if *len > 1 { b } else { a };
-            let a3 = if *len > 2 { cc } else { a };
-            let a4 = if *len > 3 { d } else { a };
-            leaf!(out, c.countries(*fact), first, rows, |v| (
+        K::CountryIn { fact, members } => {
+            // Unspecialised (the plan specialises every kernel): a search per row.
+            leaf!(out, need, c.countries(*fact), first, rows, |v| (
                 v != u16::MAX,
-                (v == a) | (v == a2) | (v == a3) | (v == a4)
+                members.binary_search(&v).is_ok()
             ))
         }
-        K::Bool { fact, want } => leaf!(out, c.bools(*fact), first, rows, |v| (
+        K::CountryFew { fact, values } => {
+            let [a, b, cc, d] = *values;
+            leaf!(out, need, c.countries(*fact), first, rows, |v| (
+                v != u16::MAX,
+                (v == a) | (v == b) | (v == cc) | (v == d)
+            ))
+        }
+        K::CountryTable { fact, table } => {
+            leaf!(out, need, c.countries(*fact), first, rows, |v| (
+                v != u16::MAX,
+                table[usize::from(v & 255)]
+            ))
+        }
+        K::CountryLang { fact, table } => {
+            let cols = c.languages();
+            let col = c.countries(*fact);
+            let (l0, l1, l2) = (cols[0], cols[1], cols[2]);
+            for (w, (slot, &m)) in out.iter_mut().zip(need.iter()).enumerate() {
+                if m == 0 {
+                    continue;
+                }
+                let base = (first + w) * 64;
+                let (mut t, mut k) = (0u64, 0u64);
+                let mut bits = m;
+                while bits != 0 {
+                    let j = bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    let v = col[base + j];
+                    let (x0, x1, x2) = (l0[base + j], l1[base + j], l2[base + j]);
+                    let [m0, m1, m2] = table[usize::from(v & 255)];
+                    let hit = (x0 & m0) | (x1 & m1) | (x2 & m2) != 0;
+                    let country_unknown = v == u16::MAX;
+                    let languages_unknown = x2 >> 63 == 1;
+                    let known = if country_unknown {
+                        !languages_unknown & !hit
+                    } else {
+                        !languages_unknown | (m0 | m1 | m2 == 0)
+                    };
+                    let truth = !country_unknown & !languages_unknown & hit;
+                    k |= u64::from(known) << j;
+                    t |= u64::from(known & truth) << j;
+                }
+                *slot = Word { t, k };
+            }
+        }
+        K::Bool { fact, want } => leaf!(out, need, c.bools(*fact), first, rows, |v| (
             v < 2,
             (v == 1) == *want
         )),
@@ -498,37 +664,47 @@ fn eval_block(kernel: &K, c: &dyn Columns, first: usize, out: &mut [Word]) {
             known_max,
         } => {
             let (lo, hi, km) = (*lo, *hi, *known_max);
-            leaf!(out, c.dates(*fact), first, rows, |v| (
+            leaf!(out, need, c.dates(*fact), first, rows, |v| (
                 (v != i32::MIN) & (v <= km),
                 (v >= lo) & (v <= hi)
             ))
         }
-        K::Country { fact, table } => leaf!(out, c.countries(*fact), first, rows, |v| (
-            v != u16::MAX,
-            table[usize::from(v)]
-        )),
         K::SetAny { fact, mask } => {
             let mask = *mask;
-            leaf!(out, c.sets(*fact), first, rows, |v| (
+            leaf!(out, need, c.sets(*fact), first, rows, |v| (
                 v & (1 << 31) == 0,
                 v & mask != 0
             ))
         }
         K::Known(f) => match crate::expr::fact_type(*f) {
             crate::expr::Type::Enum(_) => {
-                leaf!(out, c.enums(*f), first, rows, |v| (true, v != u8::MAX))
+                leaf!(out, need, c.enums(*f), first, rows, |v| (
+                    true,
+                    v != u8::MAX
+                ))
             }
-            crate::expr::Type::Bool => leaf!(out, c.bools(*f), first, rows, |v| (true, v < 2)),
+            crate::expr::Type::Bool => {
+                leaf!(out, need, c.bools(*f), first, rows, |v| (true, v < 2))
+            }
             crate::expr::Type::Date => {
-                leaf!(out, c.dates(*f), first, rows, |v| (true, v != i32::MIN))
+                leaf!(out, need, c.dates(*f), first, rows, |v| (
+                    true,
+                    v != i32::MIN
+                ))
             }
             crate::expr::Type::Country => {
-                leaf!(out, c.countries(*f), first, rows, |v| (true, v != u16::MAX))
+                leaf!(out, need, c.countries(*f), first, rows, |v| (
+                    true,
+                    v != u16::MAX
+                ))
             }
             crate::expr::Type::EnumSet(_) => {
-                leaf!(out, c.sets(*f), first, rows, |v| (true, v & (1 << 31) == 0))
+                leaf!(out, need, c.sets(*f), first, rows, |v| (
+                    true,
+                    v & (1 << 31) == 0
+                ))
             }
-            _ => leaf!(out, c.languages()[2], first, rows, |v| (
+            _ => leaf!(out, need, c.languages()[2], first, rows, |v| (
                 true,
                 v & (1 << 63) == 0
             )),
@@ -536,20 +712,206 @@ fn eval_block(kernel: &K, c: &dyn Columns, first: usize, out: &mut [Word]) {
         K::Lang { word, bit } => {
             let cols = c.languages();
             let (words, flags, bit) = (cols[*word], cols[2], *bit);
-            for (w, slot) in out.iter_mut().enumerate() {
-                let base = (first + w) * 64;
-                let n = (rows - base).min(64);
-                let (mut t, mut k) = (0u64, 0u64);
-                for j in 0..n {
-                    let known = flags[base + j] & (1 << 63) == 0;
-                    k |= u64::from(known) << j;
-                    t |= u64::from(known & (words[base + j] >> bit & 1 == 1)) << j;
-                }
-                *slot = Word { t, k };
+            // The language's bit and the unknown flag, from two columns of the same rows:
+            // the truth from one pass, the knownness from another, then combined.
+            let mut known = [ZERO; BLOCK];
+            let known = &mut known[..out.len()];
+            leaf!(known, need, flags, first, rows, |v| (
+                true,
+                v & (1 << 63) == 0
+            ));
+            leaf!(out, need, words, first, rows, |v| (true, v >> bit & 1 == 1));
+            for (slot, kn) in out.iter_mut().zip(known.iter()) {
+                *slot = Word {
+                    t: slot.t & kn.t,
+                    k: kn.t,
+                };
             }
         }
-        K::Not(x) => {
-            eval_block(x, c, first, out);
+    }
+}
+
+/// A condition in a [`Plan`]: leaves are shared between every rule of every programme.
+#[derive(Clone, Debug)]
+enum Node {
+    Const(Option<bool>),
+    Leaf(usize),
+    Not(Box<Node>),
+    And(Vec<Node>),
+    Or(Vec<Node>),
+}
+
+/// One rule in a plan.
+#[derive(Clone, Debug)]
+struct PlannedRule {
+    kind: RuleKind,
+    if_unknown: IfUnknown,
+    node: Node,
+}
+
+/// Programmes prepared for evaluation together: identical leaf kernels (the same fact and
+/// the same values) are evaluated once per block and reused by every rule that has them.
+struct Plan {
+    leaves: Vec<K>,
+    /// Per leaf: its slot in the per-block cache, when more than one place uses it.
+    slot: Vec<Option<usize>>,
+    slots: usize,
+    programmes: Vec<Vec<PlannedRule>>,
+    signals: Vec<usize>,
+}
+
+impl Plan {
+    fn new(ps: &[Compiled]) -> Plan {
+        fn intern(
+            k: &K,
+            ids: &mut std::collections::HashMap<K, usize>,
+            leaves: &mut Vec<K>,
+            uses: &mut Vec<usize>,
+        ) -> Node {
+            match k {
+                K::Const(v) => Node::Const(*v),
+                K::Not(x) => Node::Not(Box::new(intern(x, ids, leaves, uses))),
+                K::And(v) => Node::And(v.iter().map(|x| intern(x, ids, leaves, uses)).collect()),
+                K::Or(v) => Node::Or(v.iter().map(|x| intern(x, ids, leaves, uses)).collect()),
+                leaf => {
+                    let i = *ids.entry(leaf.clone()).or_insert_with(|| {
+                        leaves.push(leaf.clone());
+                        uses.push(0);
+                        leaves.len() - 1
+                    });
+                    if let Some(u) = uses.get_mut(i) {
+                        *u += 1;
+                    }
+                    Node::Leaf(i)
+                }
+            }
+        }
+        let mut ids = std::collections::HashMap::new();
+        let (mut leaves, mut uses) = (Vec::new(), Vec::new());
+        let programmes: Vec<Vec<PlannedRule>> = ps
+            .iter()
+            .map(|p| {
+                p.rules
+                    .iter()
+                    .map(|r| PlannedRule {
+                        kind: r.kind,
+                        if_unknown: r.if_unknown,
+                        node: intern(&r.kernel, &mut ids, &mut leaves, &mut uses),
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut slots = 0;
+        let slot = uses
+            .iter()
+            .map(|u| {
+                (*u > 1).then(|| {
+                    slots += 1;
+                    slots - 1
+                })
+            })
+            .collect();
+        let signals = programmes
+            .iter()
+            .map(|rules| rules.iter().filter(|r| r.kind == RuleKind::Signal).count())
+            .collect();
+        Plan {
+            leaves,
+            slot,
+            slots,
+            programmes,
+            signals,
+        }
+    }
+}
+
+/// Per-thread memory for the current block: the shared leaves' words and which rows of each
+/// word have been computed so far.
+struct Cache {
+    block: usize,
+    words: Vec<[Word; BLOCK]>,
+    done: Vec<[u64; BLOCK]>,
+}
+
+impl Cache {
+    fn new(slots: usize) -> Cache {
+        Cache {
+            block: usize::MAX,
+            words: vec![[ZERO; BLOCK]; slots],
+            done: vec![[0; BLOCK]; slots],
+        }
+    }
+}
+
+/// Evaluate `node` for the rows in `need` of words `first .. first + out.len()`.
+fn eval_node(
+    plan: &Plan,
+    node: &Node,
+    c: &dyn Columns,
+    first: usize,
+    need: &[u64],
+    out: &mut [Word],
+    cache: &mut Cache,
+) {
+    let nw = out.len();
+    match node {
+        Node::Const(v) => {
+            for (w, slot) in out.iter_mut().enumerate() {
+                let all = all_of(c.rows(), first + w);
+                *slot = match v {
+                    None => ZERO,
+                    Some(b) => Word {
+                        t: if *b { all } else { 0 },
+                        k: all,
+                    },
+                };
+            }
+        }
+        Node::Leaf(i) => {
+            let Some(kernel) = plan.leaves.get(*i) else {
+                return;
+            };
+            match plan.slot.get(*i).copied().flatten() {
+                None => eval_leaf(kernel, c, first, need, out),
+                Some(s) => {
+                    if cache.block != first {
+                        cache.block = first;
+                        for d in cache.done.iter_mut() {
+                            *d = [0; BLOCK];
+                        }
+                    }
+                    let mut missing = [0u64; BLOCK];
+                    let mut any = 0;
+                    if let Some(done) = cache.done.get(s) {
+                        for w in 0..nw {
+                            missing[w] = need[w] & !done[w];
+                            any |= missing[w];
+                        }
+                    }
+                    let mut fresh = [ZERO; BLOCK];
+                    if any != 0 {
+                        eval_leaf(kernel, c, first, &missing[..nw], &mut fresh[..nw]);
+                    }
+                    let (Some(words), Some(done)) = (cache.words.get_mut(s), cache.done.get_mut(s))
+                    else {
+                        return;
+                    };
+                    for w in 0..nw {
+                        let m = missing[w];
+                        if m != 0 {
+                            words[w] = Word {
+                                t: (words[w].t & !m) | (fresh[w].t & m),
+                                k: (words[w].k & !m) | (fresh[w].k & m),
+                            };
+                            done[w] |= m;
+                        }
+                    }
+                    out.copy_from_slice(&words[..nw]);
+                }
+            }
+        }
+        Node::Not(x) => {
+            eval_node(plan, x, c, first, need, out, cache);
             for s in out.iter_mut() {
                 *s = Word {
                     t: !s.t & s.k,
@@ -557,17 +919,29 @@ fn eval_block(kernel: &K, c: &dyn Columns, first: usize, out: &mut [Word]) {
                 };
             }
         }
-        K::And(v) | K::Or(v) => {
-            let and = matches!(kernel, K::And(_));
-            let mut tmp = [Word { t: 0, k: 0 }; BLOCK];
+        Node::And(v) | Node::Or(v) => {
+            let and = matches!(node, Node::And(_));
             let mut children = v.iter();
-            match children.next() {
-                Some(first_child) => eval_block(first_child, c, first, out),
-                None => return eval_block(&K::Const(Some(and)), c, first, out),
-            }
+            let Some(head) = children.next() else {
+                return eval_node(plan, &Node::Const(Some(and)), c, first, need, out, cache);
+            };
+            eval_node(plan, head, c, first, need, out, cache);
+            let mut tmp = [ZERO; BLOCK];
+            let mut sub = [0u64; BLOCK];
             for child in children {
-                let tmp = &mut tmp[..out.len()];
-                eval_block(child, c, first, tmp);
+                // Ask the next operand only for the rows this one has not settled.
+                let mut any = 0;
+                for w in 0..nw {
+                    let a = out[w];
+                    let settled = if and { a.k & !a.t } else { a.t };
+                    sub[w] = need[w] & !settled;
+                    any |= sub[w];
+                }
+                if any == 0 {
+                    break;
+                }
+                let tmp = &mut tmp[..nw];
+                eval_node(plan, child, c, first, &sub[..nw], tmp, cache);
                 for (a, b) in out.iter_mut().zip(tmp.iter()) {
                     *a = if and {
                         // false wins: known when both known or either known false
@@ -674,63 +1048,89 @@ impl Outcomes {
     }
 }
 
-fn evaluate_range(
-    p: &Compiled,
-    c: &dyn Columns,
+/// One thread's share of the outputs: per programme, its words of `ineligible` and
+/// `undetermined`, and its signal counts.
+struct Share<'a> {
     words: std::ops::Range<usize>,
-    inel: &mut [u64],
-    und: &mut [u64],
-    signals: &mut [u64],
-) {
+    out: Vec<(&'a mut [u64], &'a mut [u64])>,
+    signals: Vec<Vec<u64>>,
+}
+
+fn evaluate_share(plan: &Plan, c: &dyn Columns, share: &mut Share<'_>) {
     let rows = c.rows();
-    let mut buf = [Word { t: 0, k: 0 }; BLOCK];
-    let mut start = words.start;
-    while start < words.end {
-        let nw = (words.end - start).min(BLOCK);
-        let mut fail = [0u64; BLOCK];
-        let mut unknown = [0u64; BLOCK];
-        let mut s = 0;
-        for r in &p.rules {
-            let out = &mut buf[..nw];
-            eval_block(&r.kernel, c, start, out);
-            for (w, x) in out.iter().enumerate() {
-                let unk = !x.k & all_of(rows, start + w);
-                match r.kind {
-                    RuleKind::Require => {
-                        fail[w] |= match r.if_unknown {
-                            IfUnknown::Undetermined => x.k & !x.t,
-                            IfUnknown::Pass => x.k & !x.t,
-                            IfUnknown::Fail => (x.k & !x.t) | unk,
-                        };
-                        if r.if_unknown == IfUnknown::Undetermined {
-                            unknown[w] |= unk;
-                        }
-                    }
-                    RuleKind::Exclude => {
-                        // Holding excludes; with unknown = pass ("ignore") an unknown does not.
-                        fail[w] |= match r.if_unknown {
-                            IfUnknown::Pass | IfUnknown::Undetermined => x.t,
-                            IfUnknown::Fail => x.t | unk,
-                        };
-                        if r.if_unknown == IfUnknown::Undetermined {
-                            unknown[w] |= unk;
-                        }
-                    }
-                    RuleKind::Signal => {
-                        if let Some(sig) = signals.get_mut(s) {
-                            *sig += u64::from(x.t.count_ones());
+    let mut cache = Cache::new(plan.slots);
+    let mut buf = [ZERO; BLOCK];
+    let mut start = share.words.start;
+    while start < share.words.end {
+        let nw = (share.words.end - start).min(BLOCK);
+        let off = start - share.words.start;
+        let valid: [u64; BLOCK] =
+            std::array::from_fn(|w| if w < nw { all_of(rows, start + w) } else { 0 });
+        for ((rules, (inel, und)), signals) in plan
+            .programmes
+            .iter()
+            .zip(share.out.iter_mut())
+            .zip(share.signals.iter_mut())
+        {
+            let mut fail = [0u64; BLOCK];
+            let mut unknown = [0u64; BLOCK];
+            let mut need = [0u64; BLOCK];
+            let mut s = 0;
+            for r in rules {
+                let signal = r.kind == RuleKind::Signal;
+                let mut any = 0;
+                for w in 0..nw {
+                    need[w] = if signal {
+                        valid[w]
+                    } else {
+                        valid[w] & !fail[w]
+                    };
+                    any |= need[w];
+                }
+                if any != 0 {
+                    let out = &mut buf[..nw];
+                    eval_node(plan, &r.node, c, start, &need[..nw], out, &mut cache);
+                    for (w, x) in out.iter().enumerate() {
+                        let m = need[w];
+                        let (t, k) = (x.t & m, x.k & m);
+                        let unk = m & !k;
+                        match r.kind {
+                            RuleKind::Require => {
+                                fail[w] |= match r.if_unknown {
+                                    IfUnknown::Undetermined | IfUnknown::Pass => k & !t,
+                                    IfUnknown::Fail => (k & !t) | unk,
+                                };
+                                if r.if_unknown == IfUnknown::Undetermined {
+                                    unknown[w] |= unk;
+                                }
+                            }
+                            RuleKind::Exclude => {
+                                // Holding excludes; with unknown = pass ("ignore") an unknown
+                                // does not.
+                                fail[w] |= match r.if_unknown {
+                                    IfUnknown::Pass | IfUnknown::Undetermined => t,
+                                    IfUnknown::Fail => t | unk,
+                                };
+                                if r.if_unknown == IfUnknown::Undetermined {
+                                    unknown[w] |= unk;
+                                }
+                            }
+                            RuleKind::Signal => {
+                                if let Some(sig) = signals.get_mut(s) {
+                                    *sig += u64::from(t.count_ones());
+                                }
+                            }
                         }
                     }
                 }
+                if signal {
+                    s += 1;
+                }
             }
-            if r.kind == RuleKind::Signal {
-                s += 1;
+            for w in 0..nw {
+                inel[off + w] = fail[w];
+                und[off + w] = unknown[w] & !fail[w];
             }
-        }
-        let off = start - words.start;
-        for w in 0..nw {
-            inel[off + w] = fail[w];
-            und[off + w] = unknown[w] & !fail[w];
         }
         start += nw;
     }
@@ -738,42 +1138,63 @@ fn evaluate_range(
 
 /// Evaluate a compiled programme over every row, on `threads` threads.
 pub fn evaluate(p: &Compiled, c: &dyn Columns, threads: usize) -> Outcomes {
+    evaluate_all(std::slice::from_ref(p), c, threads)
+        .pop()
+        .unwrap_or_default()
+}
+
+/// Evaluate compiled programmes together over every row, on `threads` threads: one pass over
+/// the columns, block by block, with the leaves that programmes share evaluated once.
+pub fn evaluate_all(ps: &[Compiled], c: &dyn Columns, threads: usize) -> Vec<Outcomes> {
+    let plan = Plan::new(ps);
     let rows = c.rows();
     let words = rows.div_ceil(64);
-    let nsignals = p
-        .rules
-        .iter()
-        .filter(|r| r.kind == RuleKind::Signal)
-        .count();
-    let mut inel = vec![0u64; words];
-    let mut und = vec![0u64; words];
     let threads = threads.clamp(1, 64);
-    let per = words.div_ceil(threads).max(1);
-    let mut signal_parts = vec![vec![0u64; nsignals]; threads];
+    // Whole blocks per thread, so that no block is split.
+    let per = words.div_ceil(BLOCK).div_ceil(threads).max(1) * BLOCK;
+    let mut inel: Vec<Vec<u64>> = ps.iter().map(|_| vec![0u64; words]).collect();
+    let mut und: Vec<Vec<u64>> = ps.iter().map(|_| vec![0u64; words]).collect();
+    let mut shares: Vec<Share<'_>> = (0..threads)
+        .map(|t| Share {
+            words: (t * per).min(words)..((t + 1) * per).min(words),
+            out: Vec::new(),
+            signals: plan.signals.iter().map(|n| vec![0u64; *n]).collect(),
+        })
+        .collect();
+    for (i, u) in inel.iter_mut().zip(und.iter_mut()) {
+        for (share, (ci, cu)) in shares
+            .iter_mut()
+            .zip(i.chunks_mut(per).zip(u.chunks_mut(per)))
+        {
+            share.out.push((ci, cu));
+        }
+    }
+    shares.retain(|s| !s.words.is_empty() && s.out.len() == ps.len());
     std::thread::scope(|scope| {
-        let mut rest_i = inel.as_mut_slice();
-        let mut rest_u = und.as_mut_slice();
-        let mut start = 0;
-        for sig in signal_parts.iter_mut() {
-            let take = per.min(rest_i.len());
-            let (ci, ri) = rest_i.split_at_mut(take);
-            let (cu, ru) = rest_u.split_at_mut(take);
-            rest_i = ri;
-            rest_u = ru;
-            let range = start..start + take;
-            start += take;
-            scope.spawn(move || evaluate_range(p, c, range, ci, cu, sig));
+        let plan = &plan;
+        for share in shares.iter_mut() {
+            scope.spawn(move || evaluate_share(plan, c, share));
         }
     });
-    let signals = (0..nsignals)
-        .map(|s| signal_parts.iter().map(|p| p[s]).sum())
-        .collect();
-    Outcomes {
-        rows,
-        ineligible: inel,
-        undetermined: und,
-        signals,
+    let mut signals: Vec<Vec<u64>> = plan.signals.iter().map(|n| vec![0u64; *n]).collect();
+    for share in &shares {
+        for (total, part) in signals.iter_mut().zip(&share.signals) {
+            for (a, b) in total.iter_mut().zip(part) {
+                *a += b;
+            }
+        }
     }
+    drop(shares);
+    inel.into_iter()
+        .zip(und)
+        .zip(signals)
+        .map(|((ineligible, undetermined), signals)| Outcomes {
+            rows,
+            ineligible,
+            undetermined,
+            signals,
+        })
+        .collect()
 }
 
 /// Columns built from facts in memory (small caseloads, tests).
@@ -1068,6 +1489,11 @@ mod tests {
             ("require", "nationality in [\"RU\", \"BY\"]", "undetermined"),
             (
                 "require",
+                "(current_country in eu and \"nl\" in languages) or (current_country == \"DE\" and \"en\" in languages) or (\"ru\" in languages and current_country in [\"GE\", \"AM\", \"KZ\"]) or sex == \"female\"",
+                "undetermined",
+            ),
+            (
+                "require",
                 "age >= 18 and age <= param.max_age + 20",
                 "undetermined",
             ),
@@ -1110,7 +1536,7 @@ mod tests {
                                 .collect::<Vec<_>>()
                         );
                         counts[usize::from(want)] += 1;
-                        let ids: &[&str] = if strict { &["r6", "r7"] } else { &["r3", "r4"] };
+                        let ids: &[&str] = if strict { &["r6", "r7"] } else { &["r4", "r5"] };
                         for (s, id) in ids.iter().enumerate() {
                             signals[s] += u64::from(d.signals.iter().any(|x| x == id));
                         }

@@ -775,6 +775,8 @@ pub struct RuleTrace {
 pub struct Decision {
     /// The programme.
     pub programme: String,
+    /// The reforms applied to it, by id (empty for the programme as in force).
+    pub reforms: Vec<String>,
     /// Its title in the requested language.
     pub title: String,
     /// The outcome.
@@ -872,6 +874,7 @@ pub fn decide(p: &Programme, facts: &Facts, on: Date, lang: &str) -> Decision {
     };
     Decision {
         programme: p.id.clone(),
+        reforms: p.reforms.clone(),
         title: p.title.get(lang).to_owned(),
         outcome,
         missing: missing.into_iter().map(|f| f.name().to_owned()).collect(),

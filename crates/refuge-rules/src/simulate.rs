@@ -3,10 +3,10 @@
 //! current country. Counting is done on bitmaps (popcounts), never person by person per
 //! programme.
 
-use crate::columnar::{Columns, Outcomes, Unsupported, compile_programme, evaluate};
+use crate::columnar::{Columns, Outcomes, Unsupported, compile_programme, evaluate_all};
 use crate::programme::{Programme, Reform, RuleKind};
 use refuge_core::country::Country;
-use refuge_core::facts::{Fact, age_on};
+use refuge_core::facts::Fact;
 use serde::Serialize;
 use std::time::Instant;
 use time::Date;
@@ -85,30 +85,63 @@ struct Dimension {
     groups: Vec<(String, Vec<u64>)>,
 }
 
-fn bitmaps<K: Ord + Clone>(
+/// One bitmap per distinct key, keys being small numbers below `limit`; groups in key order.
+fn bitmaps(
     rows: usize,
-    key: impl Fn(usize) -> K,
-    name: impl Fn(&K) -> String,
+    limit: usize,
+    key: impl Fn(usize) -> usize,
+    name: impl Fn(usize) -> String,
 ) -> Vec<(String, Vec<u64>)> {
     let words = rows.div_ceil(64);
-    let mut map: std::collections::BTreeMap<K, Vec<u64>> = std::collections::BTreeMap::new();
+    let mut slot: Vec<Option<usize>> = vec![None; limit + 1];
+    let mut maps: Vec<Vec<u64>> = Vec::new();
     for i in 0..rows {
-        let bits = map.entry(key(i)).or_insert_with(|| vec![0u64; words]);
-        bits[i / 64] |= 1 << (i % 64);
+        let k = key(i).min(limit);
+        let s = match slot[k] {
+            Some(s) => s,
+            None => {
+                maps.push(vec![0u64; words]);
+                slot[k] = Some(maps.len() - 1);
+                maps.len() - 1
+            }
+        };
+        maps[s][i / 64] |= 1 << (i % 64);
     }
-    map.into_iter().map(|(k, v)| (name(&k), v)).collect()
+    let mut maps: Vec<Option<Vec<u64>>> = maps.into_iter().map(Some).collect();
+    slot.iter()
+        .enumerate()
+        .filter_map(|(k, s)| Some((name(k), maps.get_mut((*s)?)?.take()?)))
+        .collect()
 }
 
 fn dimensions(c: &dyn Columns, on: Date) -> Vec<Dimension> {
     let rows = c.rows();
+    // Country indexes are below 256; anything else is unknown.
     let country = |fact: Fact| {
         let col = c.countries(fact);
         bitmaps(
             rows,
-            |i| col.get(i).copied().unwrap_or(u16::MAX),
-            |k| Country::from_index(*k).map_or_else(|| "unknown".into(), |x| x.as_str().to_owned()),
+            256,
+            |i| col.get(i).map_or(256, |v| usize::from(*v)),
+            |k| {
+                u16::try_from(k)
+                    .ok()
+                    .and_then(Country::from_index)
+                    .map_or_else(|| "unknown".into(), |x| x.as_str().to_owned())
+            },
         )
     };
+    // Age bands as birth-day ranges: band b holds birth days in (earliest[b], latest[b]].
+    let today = crate::columnar::day_number(on);
+    let bands: Vec<(i32, i32)> = AGE_BANDS
+        .iter()
+        .map(|(_, lo, hi)| {
+            (
+                crate::columnar::latest_birth_day(on, i64::from(*hi) + 1),
+                crate::columnar::latest_birth_day(on, i64::from(*lo)),
+            )
+        })
+        .collect();
     let births = c.dates(Fact::BirthDate);
     let refusals = c.enums(Fact::Refusal);
     let refusal_names = match Fact::Refusal.fact_type() {
@@ -124,30 +157,26 @@ fn dimensions(c: &dyn Columns, on: Date) -> Vec<Dimension> {
             name: "age_band",
             groups: bitmaps(
                 rows,
-                |i| {
-                    let age = births
-                        .get(i)
-                        .filter(|d| **d != i32::MIN)
-                        .and_then(|d| Date::from_julian_day(d + 2_440_588).ok())
-                        .and_then(|b| age_on(b, on));
-                    age.and_then(|a| {
-                        AGE_BANDS
-                            .iter()
-                            .position(|(_, lo, hi)| a >= *lo && a <= *hi)
-                    })
-                    .unwrap_or(AGE_BANDS.len())
+                AGE_BANDS.len(),
+                |i| match births.get(i) {
+                    Some(&d) if d != i32::MIN && d <= today => bands
+                        .iter()
+                        .position(|(earliest, latest)| d > *earliest && d <= *latest)
+                        .unwrap_or(AGE_BANDS.len()),
+                    _ => AGE_BANDS.len(),
                 },
-                |k| AGE_BANDS.get(*k).map_or("unknown", |b| b.0).to_owned(),
+                |k| AGE_BANDS.get(k).map_or("unknown", |b| b.0).to_owned(),
             ),
         },
         Dimension {
             name: "refusal",
             groups: bitmaps(
                 rows,
-                |i| refusals.get(i).copied().unwrap_or(u8::MAX),
+                256,
+                |i| refusals.get(i).map_or(256, |v| usize::from(*v)),
                 |k| {
                     refusal_names
-                        .get(usize::from(*k))
+                        .get(k)
                         .copied()
                         .unwrap_or("unknown")
                         .to_owned()
@@ -210,28 +239,30 @@ pub fn simulate(
     threads: usize,
 ) -> Result<Simulation, Unsupported> {
     let t0 = Instant::now();
-    let mut evaluated: Vec<(Programme, Outcomes, Option<usize>)> = Vec::new();
-    for p in programmes {
-        let compiled = compile_programme(p, on)?;
-        evaluated.push((p.clone(), evaluate(&compiled, c, threads), None));
-    }
+    let mut prepared: Vec<(Programme, Option<usize>)> =
+        programmes.iter().map(|p| (p.clone(), None)).collect();
     for r in reforms {
-        let Some(base_index) = evaluated
+        let Some(base_index) = prepared
             .iter()
-            .position(|(p, _, b)| b.is_none() && p.id == r.reform_of)
+            .position(|(p, b)| b.is_none() && p.id == r.reform_of)
         else {
             return Err(Unsupported(format!(
                 "reform {} changes {}, which is not among the programmes simulated",
                 r.id, r.reform_of
             )));
         };
-        let reformed = evaluated[base_index]
-            .0
-            .with_reform(r)
-            .map_err(Unsupported)?;
-        let compiled = compile_programme(&reformed, on)?;
-        evaluated.push((reformed, evaluate(&compiled, c, threads), Some(base_index)));
+        let reformed = prepared[base_index].0.with_reform(r).map_err(Unsupported)?;
+        prepared.push((reformed, Some(base_index)));
     }
+    let compiled = prepared
+        .iter()
+        .map(|(p, _)| compile_programme(p, on))
+        .collect::<Result<Vec<_>, _>>()?;
+    let evaluated: Vec<(Programme, Outcomes, Option<usize>)> = prepared
+        .into_iter()
+        .zip(evaluate_all(&compiled, c, threads))
+        .map(|((p, base), o)| (p, o, base))
+        .collect();
     let evaluation_seconds = t0.elapsed().as_secs_f64();
 
     let t1 = Instant::now();

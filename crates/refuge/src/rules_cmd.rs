@@ -294,13 +294,16 @@ pub fn programmes(
                 for u in &report.uncovered {
                     println!("UNCOVERED {u}");
                 }
+                let plural = |n: usize, one: &str, many: &str| {
+                    format!("{n} {}", if n == 1 { one } else { many })
+                };
                 println!(
-                    "{} programmes and {} reforms load; scenarios: {} passed, {} failed; {} rules never decisive",
-                    lib.programmes.len(),
-                    lib.reforms.len(),
+                    "{} and {} load; scenarios: {} passed, {} failed; {} never decisive",
+                    plural(lib.programmes.len(), "programme", "programmes"),
+                    plural(lib.reforms.len(), "reform", "reforms"),
                     report.passed,
                     report.failures.len(),
-                    report.uncovered.len()
+                    plural(report.uncovered.len(), "rule", "rules")
                 );
             }
             Ok(if report.ok() {
