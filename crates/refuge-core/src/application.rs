@@ -227,6 +227,12 @@ pub enum TransitionError {
     /// Only a person can decide.
     #[error("only a person can record a decision; the system cannot")]
     AutomatedDecision,
+    /// The applicant may only withdraw; every other move, and above all a decision, is for
+    /// the organisation holding the case.
+    #[error(
+        "an applicant can only withdraw an application, not move it to {0}: only staff move applications and record decisions"
+    )]
+    ApplicantMayOnlyWithdraw(ApplicationState),
 }
 
 fn allowed(from: ApplicationState) -> String {
@@ -288,15 +294,29 @@ pub struct Move {
 
 impl Move {
     /// Check this move from `from`: the edge exists, decisions come exactly with decided
-    /// states, and only a person decides.
+    /// states, and only a person acting for an organisation decides.
     pub fn check(&self, from: ApplicationState) -> Result<(), TransitionError> {
         from.check(self.to)?;
         match (&self.decision, self.to.is_decided()) {
             (None, true) => Err(TransitionError::DecisionRequired(self.to)),
             (Some(_), false) => Err(TransitionError::NotADecision(self.to)),
-            (Some(d), true) if !d.decided_by.is_person() => Err(TransitionError::AutomatedDecision),
+            (Some(d), true) if d.decided_by == Actor::Applicant => {
+                Err(TransitionError::ApplicantMayOnlyWithdraw(self.to))
+            }
+            (Some(d), true) if !d.decided_by.may_decide() => {
+                Err(TransitionError::AutomatedDecision)
+            }
             _ => Ok(()),
         }
+    }
+
+    /// Check that `actor` may make this move at all, whatever the state: the applicant may
+    /// only withdraw.
+    pub fn check_actor(&self, actor: Actor) -> Result<(), TransitionError> {
+        if actor == Actor::Applicant && self.to != ApplicationState::Withdrawn {
+            return Err(TransitionError::ApplicantMayOnlyWithdraw(self.to));
+        }
+        Ok(())
     }
 }
 
@@ -428,6 +448,32 @@ mod tests {
             machine.check(Interview),
             Err(TransitionError::AutomatedDecision)
         );
+        let by_applicant = Move {
+            to: Granted,
+            reason: None,
+            decision: Some(decision(Actor::Applicant)),
+        };
+        assert_eq!(
+            by_applicant.check(Interview),
+            Err(TransitionError::ApplicantMayOnlyWithdraw(Granted))
+        );
+    }
+
+    #[test]
+    fn applicants_may_only_withdraw() {
+        let mv = |to| Move {
+            to,
+            reason: None,
+            decision: None,
+        };
+        assert_eq!(mv(Withdrawn).check_actor(Actor::Applicant), Ok(()));
+        for to in [Submitted, InReview, Granted, Refused, Closed, Appealed] {
+            let e = mv(to).check_actor(Actor::Applicant).unwrap_err();
+            assert_eq!(e, TransitionError::ApplicantMayOnlyWithdraw(to));
+            assert!(e.to_string().contains("only withdraw"), "{e}");
+        }
+        let staff = Actor::User(UserId::from_bytes([1; 16]));
+        assert_eq!(mv(Granted).check_actor(staff), Ok(()));
     }
 
     #[test]

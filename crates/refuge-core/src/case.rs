@@ -103,12 +103,21 @@ pub struct Deadline {
     pub id: DeadlineId,
     /// The case.
     pub case_id: CaseId,
+    /// The organisation holding the case.
+    pub organisation_id: OrgId,
     /// What falls due.
     pub kind: DeadlineKind,
-    /// The day it falls due.
+    /// The day it falls due (operational: stored in plaintext, so that due deadlines can be
+    /// listed without decrypting anything).
     pub due_on: Date,
     /// A note (may contain personal data; stored encrypted).
     pub note: Option<Text>,
+    /// When it was marked done; `None` while it is open.
+    pub done_at: Option<Timestamp>,
+    /// Optimistic-concurrency version: 1 when set, 2 once done.
+    pub version: u64,
+    /// Set at.
+    pub created_at: Timestamp,
 }
 
 /// How urgent a deadline is on a given day.
@@ -125,6 +134,11 @@ pub enum Urgency {
 }
 
 impl Deadline {
+    /// Whether it has been marked done.
+    pub fn is_done(&self) -> bool {
+        self.done_at.is_some()
+    }
+
     /// Whole days from `today` until the deadline (negative when past).
     pub fn days_until(&self, today: Date) -> i64 {
         (self.due_on - today).whole_days()
@@ -151,9 +165,13 @@ mod tests {
         let d = |due| Deadline {
             id: DeadlineId::from_bytes([0; 16]),
             case_id: CaseId::from_bytes([0; 16]),
+            organisation_id: OrgId::from_bytes([0; 16]),
             kind: DeadlineKind::TransferOrder,
             due_on: due,
             note: None,
+            done_at: None,
+            version: 1,
+            created_at: Timestamp::from_micros(0),
         };
         let today = date!(2026 - 11 - 22);
         assert_eq!(d(date!(2026 - 11 - 21)).urgency(today), Urgency::Overdue);

@@ -17,11 +17,20 @@ pub enum Actor {
     Operator,
     /// The system itself (migrations, scheduled jobs). It never decides.
     System,
+    /// The applicant: whoever holds a case's secret codename. A person, but never a
+    /// decision maker: on an application they may only withdraw.
+    Applicant,
 }
 
 impl Actor {
-    /// Whether this actor is a person (and so may record a decision).
+    /// Whether this actor is a person rather than the system.
     pub fn is_person(&self) -> bool {
+        matches!(self, Actor::User(_) | Actor::Operator | Actor::Applicant)
+    }
+
+    /// Whether this actor may record a decision: a person acting for an organisation (a
+    /// staff user or the operator), never the system and never the applicant.
+    pub fn may_decide(&self) -> bool {
         matches!(self, Actor::User(_) | Actor::Operator)
     }
 }
@@ -32,13 +41,14 @@ impl fmt::Display for Actor {
             Actor::User(u) => write!(f, "user:{u}"),
             Actor::Operator => f.write_str("operator"),
             Actor::System => f.write_str("system"),
+            Actor::Applicant => f.write_str("applicant"),
         }
     }
 }
 
 /// A string that is not an actor.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("\"{0}\" is not an actor (expected operator, system or user:<uuid>)")]
+#[error("\"{0}\" is not an actor (expected operator, system, applicant or user:<uuid>)")]
 pub struct InvalidActor(pub String);
 
 impl FromStr for Actor {
@@ -47,6 +57,7 @@ impl FromStr for Actor {
         match s {
             "operator" => Ok(Actor::Operator),
             "system" => Ok(Actor::System),
+            "applicant" => Ok(Actor::Applicant),
             _ => s
                 .strip_prefix("user:")
                 .and_then(|u| u.parse().ok())
@@ -94,11 +105,35 @@ pub enum EventKind {
     ApplicationMoved,
     /// The database was restored from a backup.
     Restored,
+    /// A piece of evidence was attached to a case.
+    EvidenceAdded,
+    /// A message (request for information, answer, note) was added to a case.
+    MessageAdded,
+    /// A deadline was set on a case.
+    DeadlineSet,
+    /// A deadline was marked done.
+    DeadlineCompleted,
+    /// A case was referred to another organisation, with the person's consent.
+    ReferralMade,
+    /// The receiving organisation accepted or declined a referral.
+    ReferralAnswered,
+    /// A staff user's password was set.
+    PasswordSet,
+    /// A staff user's second factor (TOTP) was set or removed.
+    TotpSet,
+    /// A staff user was disabled.
+    UserDisabled,
+    /// A staff user was enabled again.
+    UserEnabled,
+    /// An API token was issued to a staff user.
+    ApiTokenCreated,
+    /// An API token was revoked.
+    ApiTokenRevoked,
 }
 
 impl EventKind {
     /// Every kind.
-    pub const ALL: [EventKind; 10] = [
+    pub const ALL: [EventKind; 22] = [
         Self::InstanceInitialised,
         Self::OrganisationCreated,
         Self::UserCreated,
@@ -109,6 +144,18 @@ impl EventKind {
         Self::ApplicationCreated,
         Self::ApplicationMoved,
         Self::Restored,
+        Self::EvidenceAdded,
+        Self::MessageAdded,
+        Self::DeadlineSet,
+        Self::DeadlineCompleted,
+        Self::ReferralMade,
+        Self::ReferralAnswered,
+        Self::PasswordSet,
+        Self::TotpSet,
+        Self::UserDisabled,
+        Self::UserEnabled,
+        Self::ApiTokenCreated,
+        Self::ApiTokenRevoked,
     ];
 
     /// The kind's name as stored.
@@ -124,6 +171,18 @@ impl EventKind {
             Self::ApplicationCreated => "application_created",
             Self::ApplicationMoved => "application_moved",
             Self::Restored => "restored",
+            Self::EvidenceAdded => "evidence_added",
+            Self::MessageAdded => "message_added",
+            Self::DeadlineSet => "deadline_set",
+            Self::DeadlineCompleted => "deadline_completed",
+            Self::ReferralMade => "referral_made",
+            Self::ReferralAnswered => "referral_answered",
+            Self::PasswordSet => "password_set",
+            Self::TotpSet => "totp_set",
+            Self::UserDisabled => "user_disabled",
+            Self::UserEnabled => "user_enabled",
+            Self::ApiTokenCreated => "api_token_created",
+            Self::ApiTokenRevoked => "api_token_revoked",
         }
     }
 }
@@ -180,13 +239,15 @@ mod tests {
     #[test]
     fn actors_round_trip() {
         let u = Actor::User(UserId::from_bytes([7; 16]));
-        for a in [u, Actor::Operator, Actor::System] {
+        for a in [u, Actor::Operator, Actor::System, Actor::Applicant] {
             assert_eq!(a.to_string().parse::<Actor>().unwrap(), a);
             let j = serde_json::to_string(&a).unwrap();
             assert_eq!(serde_json::from_str::<Actor>(&j).unwrap(), a);
         }
         assert!("user:xyz".parse::<Actor>().is_err());
         assert!(u.is_person() && Actor::Operator.is_person() && !Actor::System.is_person());
+        assert!(Actor::Applicant.is_person() && !Actor::Applicant.may_decide());
+        assert!(u.may_decide() && Actor::Operator.may_decide() && !Actor::System.may_decide());
     }
 
     #[test]

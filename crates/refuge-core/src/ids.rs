@@ -88,6 +88,18 @@ id_type!(
     /// A deadline on a case.
     DeadlineId
 );
+id_type!(
+    /// A piece of evidence (an uploaded file) on a case.
+    EvidenceId
+);
+id_type!(
+    /// A message on a case: a request for information, an answer or a note.
+    MessageId
+);
+id_type!(
+    /// A referral of a case from one organisation to another.
+    ReferralId
+);
 
 impl OrgId {
     /// The pseudo-organisation that instance-wide events (key rotation, set-up) chain under.

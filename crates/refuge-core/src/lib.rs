@@ -1,7 +1,8 @@
 //! The refuge domain vocabulary.
 //!
 //! Facts (what rules may speak about), persons (identity, which rules never see), cases,
-//! applications and their state machine, decisions, deadlines, organisations, users and events.
+//! applications and their state machine, decisions, deadlines, evidence, messages, referrals,
+//! organisations, users and events.
 //! This crate is pure: no I/O, no async, no SQL, no HTTP. Time comes in through [`clock::Clock`].
 //!
 //! Every type here follows "parse, don't validate": a value that exists is valid.
@@ -12,6 +13,7 @@
 
 pub mod application;
 pub mod case;
+pub mod casework;
 pub mod clock;
 pub mod country;
 pub mod event;

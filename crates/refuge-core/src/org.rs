@@ -83,6 +83,15 @@ pub enum Role {
 }
 
 impl Role {
+    /// Every role.
+    pub const ALL: [Role; 5] = [
+        Self::Counsellor,
+        Self::Caseworker,
+        Self::DecisionMaker,
+        Self::OrgAdmin,
+        Self::InstanceAdmin,
+    ];
+
     /// The role's name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -105,16 +114,10 @@ pub struct InvalidRole(pub String);
 impl FromStr for Role {
     type Err = InvalidRole;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [
-            Self::Counsellor,
-            Self::Caseworker,
-            Self::DecisionMaker,
-            Self::OrgAdmin,
-            Self::InstanceAdmin,
-        ]
-        .into_iter()
-        .find(|r| r.as_str() == s)
-        .ok_or_else(|| InvalidRole(s.to_owned()))
+        Self::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| InvalidRole(s.to_owned()))
     }
 }
 

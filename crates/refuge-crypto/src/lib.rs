@@ -33,6 +33,7 @@ mod index;
 mod kat;
 mod keys;
 mod mac;
+mod password;
 mod secret;
 
 pub use chain::{ChainHash, chain_link};
@@ -43,5 +44,6 @@ pub use hex::hex_encode;
 pub use index::{blind_index, normalise_document_number, normalise_for_index};
 pub use keys::{DataKey, IndexKey, InstanceKey, KdfParams, generate_salt};
 pub use mac::sha256;
+pub use password::{PASSWORD_PARAMS, hash_password, verify_nothing, verify_password};
 pub use secret::SecretString;
 pub use zeroize::Zeroizing;

@@ -17,6 +17,8 @@ use std::collections::BTreeMap;
 const FORMAT: &str = "refuge-backup";
 const VERSION: u32 = 1;
 const CHUNK: usize = 2_000;
+/// Evidence can be large: write a chunk early once it holds this many bytes of it.
+const CHUNK_BYTES: usize = 64 << 20;
 
 #[derive(Serialize, Deserialize)]
 struct Header {
@@ -131,6 +133,7 @@ pub(crate) async fn restore(
         let mut counts: BTreeMap<String, u64> = BTreeMap::new();
         let mut batch = RowBatch::default();
         let mut pending = 0usize;
+        let mut pending_bytes = 0usize;
         let mut meta: Option<Vec<MetaRow>> = Some(Vec::new());
         let mut line_no = 1u64;
         let mut trailer = None;
@@ -149,6 +152,9 @@ pub(crate) async fn restore(
             let row: BackupRow = serde_json::from_slice(&line)
                 .map_err(|e| StoreError::Backup(format!("line {line_no}: {e}")))?;
             *counts.entry(row.table().to_owned()).or_default() += 1;
+            if let BackupRow::Evidence(e) = &row {
+                pending_bytes += e.content_ct.len();
+            }
             match (&mut meta, row) {
                 (Some(m), BackupRow::InstanceMeta(r)) => m.push(r),
                 (Some(_), other) => {
@@ -161,10 +167,11 @@ pub(crate) async fn restore(
                 (None, other) => other.push_into(&mut batch),
             }
             pending += 1;
-            if pending >= CHUNK && meta.is_none() {
+            if (pending >= CHUNK || pending_bytes >= CHUNK_BYTES) && meta.is_none() {
                 conn.write_rows(&batch).await?;
                 batch = RowBatch::default();
                 pending = 0;
+                pending_bytes = 0;
                 progress(line_no - 1);
             }
         }

@@ -28,6 +28,17 @@ pub enum StoreError {
         /// The current version.
         actual: u64,
     },
+    /// The record has already reached the state the change would take it to, or a final one
+    /// (a deadline already done, a referral already answered, a token already revoked).
+    #[error("{what} {id} is already {state}")]
+    AlreadyDone {
+        /// The kind of record.
+        what: &'static str,
+        /// Its id.
+        id: String,
+        /// The state it is in.
+        state: &'static str,
+    },
     /// An illegal move in the application state machine.
     #[error(transparent)]
     Transition(#[from] TransitionError),
@@ -87,6 +98,7 @@ impl StoreError {
             self,
             StoreError::NotFound { .. }
                 | StoreError::Conflict { .. }
+                | StoreError::AlreadyDone { .. }
                 | StoreError::Transition(_)
                 | StoreError::Duplicate(_)
                 | StoreError::Invalid { .. }
@@ -104,6 +116,7 @@ impl StoreError {
         match self {
             StoreError::NotFound { .. } => "not_found",
             StoreError::Conflict { .. } => "conflict",
+            StoreError::AlreadyDone { .. } => "already_done",
             StoreError::Transition(_) => "illegal_transition",
             StoreError::Duplicate(_) => "duplicate",
             StoreError::Invalid { .. } => "invalid",

@@ -3,7 +3,10 @@
 //! connection. Chain heads are locked `FOR UPDATE`, so several refuge processes can share
 //! one database without forking a chain.
 
-use crate::backend::{Backend, CaseListRow, ExportSink, WriteConn};
+use crate::backend::{
+    Backend, Bind, CaseListRow, DeadlineListRow, ExportSink, QueueQuery, WriteConn, cases_sql,
+    queue_sql,
+};
 use crate::error::{Result, StoreError};
 use crate::rows::*;
 use async_trait::async_trait;
@@ -31,6 +34,11 @@ impl PgBackend {
         let opts = PgConnectOptions::from_str(url)
             .map_err(|e| StoreError::UnsupportedUrl(format!("postgres URL: {e}")))?
             .application_name("refuge")
+            // Statements are prepared once per connection; a generic plan chosen without the
+            // parameter values can scan a whole table (the work queue's referral branch did,
+            // 90-100 ms at 100,000 applications, when statistics were missing). Plan each
+            // execution for its values instead: planning costs far less than such a scan.
+            .options([("plan_cache_mode", "force_custom_plan")])
             .log_statements(tracing::log::LevelFilter::Trace);
         let pool = PgPoolOptions::new()
             .max_connections(8)
@@ -48,6 +56,17 @@ struct PgWriter {
 async fn exec(conn: &mut PgConnection, sql: &'static str) -> Result<()> {
     sqlx::raw_sql(sql).execute(conn).await?;
     Ok(())
+}
+
+/// A guarded update must have changed exactly one row.
+fn changed(n: u64, what: &str, id: impl std::fmt::Display) -> Result<()> {
+    if n == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::Database(format!(
+            "{what} {id} changed during the write"
+        )))
+    }
 }
 
 fn col<T, U>(rows: &[T], f: impl Fn(&T) -> U) -> Vec<U> {
@@ -102,6 +121,44 @@ impl WriteConn for PgWriter {
         .await?)
     }
 
+    async fn deadline_state(&mut self, id: Uuid) -> Result<Option<(Uuid, bool, i64)>> {
+        let row: Option<(Uuid, Option<i64>, i64)> = sqlx::query_as(
+            "SELECT organisation_id, done_at, version FROM deadlines WHERE id = $1 FOR UPDATE",
+        )
+        .bind(id)
+        .fetch_optional(&mut self.conn)
+        .await?;
+        Ok(row.map(|(org, done, v)| (org, done.is_some(), v)))
+    }
+
+    async fn referral_state(&mut self, id: Uuid) -> Result<Option<(Uuid, Uuid, String, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT from_org, to_org, state, version FROM referrals WHERE id = $1 FOR UPDATE",
+        )
+        .bind(id)
+        .fetch_optional(&mut self.conn)
+        .await?)
+    }
+
+    async fn user_state(&mut self, id: Uuid) -> Result<Option<(Uuid, i64)>> {
+        Ok(
+            sqlx::query_as("SELECT organisation_id, version FROM users WHERE id = $1 FOR UPDATE")
+                .bind(id)
+                .fetch_optional(&mut self.conn)
+                .await?,
+        )
+    }
+
+    async fn token_state(&mut self, token_hash: &[u8]) -> Result<Option<(Uuid, Uuid, bool)>> {
+        let row: Option<(Uuid, Uuid, Option<i64>)> = sqlx::query_as(
+            "SELECT organisation_id, user_id, revoked_at FROM api_tokens WHERE token_hash = $1 FOR UPDATE",
+        )
+        .bind(token_hash)
+        .fetch_optional(&mut self.conn)
+        .await?;
+        Ok(row.map(|(org, user, revoked)| (org, user, revoked.is_some())))
+    }
+
     async fn pending_lookups(&mut self, limit: i64) -> Result<Vec<(Uuid, Uuid, Vec<u8>)>> {
         let rows: Vec<(Uuid, Uuid, Option<Vec<u8>>)> = sqlx::query_as(
             "SELECT id, organisation_id, lookup FROM persons WHERE lookup_pending = 1 LIMIT $1 FOR UPDATE",
@@ -134,7 +191,7 @@ impl WriteConn for PgWriter {
                 .await?;
         }
         if !b.users.is_empty() {
-            sqlx::query("INSERT INTO users (id, organisation_id, login_bidx, wrapped_key, login_ct, display_ct, roles, disabled, version, created_at) SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::bytea[], $4::bytea[], $5::bytea[], $6::bytea[], $7::text[], $8::int8[], $9::int8[], $10::int8[])")
+            sqlx::query("INSERT INTO users (id, organisation_id, login_bidx, wrapped_key, login_ct, display_ct, roles, disabled, version, created_at, password_ct, totp_ct) SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::bytea[], $4::bytea[], $5::bytea[], $6::bytea[], $7::text[], $8::int8[], $9::int8[], $10::int8[], $11::bytea[], $12::bytea[])")
                 .bind(col(&b.users, |r| r.id))
                 .bind(col(&b.users, |r| r.organisation_id))
                 .bind(col(&b.users, |r| r.login_bidx.clone()))
@@ -145,6 +202,8 @@ impl WriteConn for PgWriter {
                 .bind(col(&b.users, |r| r.disabled))
                 .bind(col(&b.users, |r| r.version))
                 .bind(col(&b.users, |r| r.created_at))
+                .bind(col(&b.users, |r| r.password_ct.clone()))
+                .bind(col(&b.users, |r| r.totp_ct.clone()))
                 .execute(&mut *c)
                 .await?;
         }
@@ -206,6 +265,136 @@ impl WriteConn for PgWriter {
                 .bind(col(&b.applications, |r| r.updated_at))
                 .execute(&mut *c)
                 .await?;
+        }
+        if !b.applicant_access.is_empty() {
+            sqlx::query("INSERT INTO applicant_access (codename_bidx, case_id, organisation_id, created_at) SELECT * FROM UNNEST($1::bytea[], $2::uuid[], $3::uuid[], $4::int8[])")
+                .bind(col(&b.applicant_access, |r| r.codename_bidx.clone()))
+                .bind(col(&b.applicant_access, |r| r.case_id))
+                .bind(col(&b.applicant_access, |r| r.organisation_id))
+                .bind(col(&b.applicant_access, |r| r.created_at))
+                .execute(&mut *c)
+                .await?;
+        }
+        if !b.evidence.is_empty() {
+            sqlx::query("INSERT INTO evidence (id, organisation_id, case_id, meta_ct, content_ct, size, created_at) SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::bytea[], $5::bytea[], $6::int8[], $7::int8[])")
+                .bind(col(&b.evidence, |r| r.id))
+                .bind(col(&b.evidence, |r| r.organisation_id))
+                .bind(col(&b.evidence, |r| r.case_id))
+                .bind(col(&b.evidence, |r| r.meta_ct.clone()))
+                .bind(col(&b.evidence, |r| r.content_ct.clone()))
+                .bind(col(&b.evidence, |r| r.size))
+                .bind(col(&b.evidence, |r| r.created_at))
+                .execute(&mut *c)
+                .await?;
+        }
+        if !b.messages.is_empty() {
+            sqlx::query("INSERT INTO messages (id, organisation_id, case_id, kind, author, body_ct, created_at) SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::bytea[], $7::int8[])")
+                .bind(col(&b.messages, |r| r.id))
+                .bind(col(&b.messages, |r| r.organisation_id))
+                .bind(col(&b.messages, |r| r.case_id))
+                .bind(col(&b.messages, |r| r.kind.clone()))
+                .bind(col(&b.messages, |r| r.author.clone()))
+                .bind(col(&b.messages, |r| r.body_ct.clone()))
+                .bind(col(&b.messages, |r| r.created_at))
+                .execute(&mut *c)
+                .await?;
+        }
+        if !b.deadlines.is_empty() {
+            sqlx::query("INSERT INTO deadlines (id, organisation_id, case_id, kind, due_on, note_ct, done_at, version, created_at) SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::bytea[], $7::int8[], $8::int8[], $9::int8[])")
+                .bind(col(&b.deadlines, |r| r.id))
+                .bind(col(&b.deadlines, |r| r.organisation_id))
+                .bind(col(&b.deadlines, |r| r.case_id))
+                .bind(col(&b.deadlines, |r| r.kind.clone()))
+                .bind(col(&b.deadlines, |r| r.due_on.clone()))
+                .bind(col(&b.deadlines, |r| r.note_ct.clone()))
+                .bind(col(&b.deadlines, |r| r.done_at))
+                .bind(col(&b.deadlines, |r| r.version))
+                .bind(col(&b.deadlines, |r| r.created_at))
+                .execute(&mut *c)
+                .await?;
+        }
+        if !b.referrals.is_empty() {
+            sqlx::query("INSERT INTO referrals (id, case_id, from_org, to_org, state, consent_ct, version, created_at, answered_at) SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::bytea[], $7::int8[], $8::int8[], $9::int8[])")
+                .bind(col(&b.referrals, |r| r.id))
+                .bind(col(&b.referrals, |r| r.case_id))
+                .bind(col(&b.referrals, |r| r.from_org))
+                .bind(col(&b.referrals, |r| r.to_org))
+                .bind(col(&b.referrals, |r| r.state.clone()))
+                .bind(col(&b.referrals, |r| r.consent_ct.clone()))
+                .bind(col(&b.referrals, |r| r.version))
+                .bind(col(&b.referrals, |r| r.created_at))
+                .bind(col(&b.referrals, |r| r.answered_at))
+                .execute(&mut *c)
+                .await?;
+        }
+        if !b.api_tokens.is_empty() {
+            sqlx::query("INSERT INTO api_tokens (token_hash, user_id, organisation_id, label_ct, created_at, revoked_at) SELECT * FROM UNNEST($1::bytea[], $2::uuid[], $3::uuid[], $4::bytea[], $5::int8[], $6::int8[])")
+                .bind(col(&b.api_tokens, |r| r.token_hash.clone()))
+                .bind(col(&b.api_tokens, |r| r.user_id))
+                .bind(col(&b.api_tokens, |r| r.organisation_id))
+                .bind(col(&b.api_tokens, |r| r.label_ct.clone()))
+                .bind(col(&b.api_tokens, |r| r.created_at))
+                .bind(col(&b.api_tokens, |r| r.revoked_at))
+                .execute(&mut *c)
+                .await?;
+        }
+        for u in &b.deadline_updates {
+            let done = sqlx::query("UPDATE deadlines SET done_at = $1, version = $2 WHERE id = $3 AND version = $4 AND done_at IS NULL")
+                .bind(u.done_at)
+                .bind(u.version)
+                .bind(u.id)
+                .bind(u.version - 1)
+                .execute(&mut *c)
+                .await?;
+            changed(done.rows_affected(), "deadline", u.id)?;
+        }
+        for u in &b.referral_updates {
+            let done = sqlx::query("UPDATE referrals SET state = $1, answered_at = $2, version = $3 WHERE id = $4 AND version = $5 AND state = 'pending'")
+                .bind(&u.state)
+                .bind(u.answered_at)
+                .bind(u.version)
+                .bind(u.id)
+                .bind(u.version - 1)
+                .execute(&mut *c)
+                .await?;
+            changed(done.rows_affected(), "referral", u.id)?;
+        }
+        for u in &b.user_updates {
+            let q = match &u.change {
+                UserChange::Password(ct) => sqlx::query(
+                    "UPDATE users SET password_ct = $1, version = $2 WHERE id = $3 AND version = $4",
+                )
+                .bind(ct.clone()),
+                UserChange::Totp(ct) => sqlx::query(
+                    "UPDATE users SET totp_ct = $1, version = $2 WHERE id = $3 AND version = $4",
+                )
+                .bind(ct.clone()),
+                UserChange::Disabled(d) => sqlx::query(
+                    "UPDATE users SET disabled = $1, version = $2 WHERE id = $3 AND version = $4",
+                )
+                .bind(*d),
+            };
+            let done = q
+                .bind(u.version)
+                .bind(u.id)
+                .bind(u.version - 1)
+                .execute(&mut *c)
+                .await?;
+            changed(done.rows_affected(), "user", u.id)?;
+        }
+        for r in &b.token_revocations {
+            let done = sqlx::query(
+                "UPDATE api_tokens SET revoked_at = $1 WHERE token_hash = $2 AND revoked_at IS NULL",
+            )
+            .bind(r.revoked_at)
+            .bind(&r.token_hash)
+            .execute(&mut *c)
+            .await?;
+            changed(
+                done.rows_affected(),
+                "API token",
+                crate::writer::token_ref(&r.token_hash),
+            )?;
         }
         for u in &b.case_updates {
             let done = sqlx::query("UPDATE cases SET facts_ct = $1, version = $2, updated_at = $3 WHERE id = $4 AND version = $5")
@@ -341,11 +530,246 @@ impl Backend for PgBackend {
     }
 
     async fn users(&self, org: Option<Uuid>) -> Result<Vec<UserRow>> {
-        let rows = sqlx::query("SELECT id, organisation_id, login_bidx, wrapped_key, login_ct, display_ct, roles, disabled, version, created_at FROM users WHERE $1::uuid IS NULL OR organisation_id = $1 ORDER BY id")
-            .bind(org)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM users WHERE $1::uuid IS NULL OR organisation_id = $1 ORDER BY id",
+            cols::USER
+        )))
+        .bind(org)
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows.iter().map(user_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn user(&self, id: Uuid) -> Result<Option<UserRow>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM users WHERE id = $1",
+            cols::USER
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(user_row).transpose()?)
+    }
+
+    async fn user_by_login(&self, login_bidx: &[u8]) -> Result<Option<UserRow>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM users WHERE login_bidx = $1",
+            cols::USER
+        )))
+        .bind(login_bidx)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(user_row).transpose()?)
+    }
+
+    async fn user_for_token(&self, token_hash: &[u8]) -> Result<Option<(UserRow, Option<i64>)>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {}, t.revoked_at AS token_revoked_at FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1",
+            cols::qualified(cols::USER, "u")
+        )))
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row
+            .as_ref()
+            .map(|r| {
+                Ok::<_, sqlx::Error>((user_row(r)?, sqlx::Row::try_get(r, "token_revoked_at")?))
+            })
+            .transpose()?)
+    }
+
+    async fn api_tokens_of_user(&self, user: Uuid) -> Result<Vec<ApiTokenRow>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM api_tokens WHERE user_id = $1 ORDER BY created_at, token_hash",
+            cols::API_TOKEN
+        )))
+        .bind(user)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(api_token_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn cases_by_ids(&self, ids: &[Uuid]) -> Result<Vec<CaseListRow>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {}, p.wrapped_key, p.pseudonym_ct FROM cases c JOIN persons p ON p.id = c.person_id WHERE c.id = ANY($1) ORDER BY c.id",
+            cols::qualified(cols::CASE, "c")
+        )))
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(case_list_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn case_for_codename(&self, bidx: &[u8]) -> Result<Option<(Uuid, Uuid)>> {
+        Ok(sqlx::query_as(
+            "SELECT case_id, organisation_id FROM applicant_access WHERE codename_bidx = $1",
+        )
+        .bind(bidx)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    async fn referral_to(&self, case: Uuid, org: Uuid) -> Result<Option<String>> {
+        let row: Option<(String,)> = sqlx::query_as(
+            "SELECT state FROM referrals WHERE case_id = $1 AND to_org = $2 AND state <> 'declined'",
+        )
+        .bind(case)
+        .bind(org)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(s,)| s))
+    }
+
+    async fn referral(&self, id: Uuid) -> Result<Option<ReferralRow>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM referrals WHERE id = $1",
+            cols::REFERRAL
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(referral_row).transpose()?)
+    }
+
+    async fn referrals(&self, org: Option<Uuid>) -> Result<Vec<ReferralRow>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM referrals WHERE $1::uuid IS NULL OR from_org = $1 OR to_org = $1 ORDER BY id",
+            cols::REFERRAL
+        )))
+        .bind(org)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(referral_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn evidence(&self, id: Uuid) -> Result<Option<EvidenceRow>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM evidence WHERE id = $1",
+            cols::EVIDENCE
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(evidence_row).transpose()?)
+    }
+
+    async fn evidence_of_case(&self, case_id: Uuid) -> Result<Vec<EvidenceRow>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM evidence WHERE case_id = $1 ORDER BY id",
+            cols::EVIDENCE_META
+        )))
+        .bind(case_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(evidence_meta_row)
+            .collect::<Result<_, _>>()?)
+    }
+
+    async fn messages_of_case(&self, case_id: Uuid) -> Result<Vec<MessageRow>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM messages WHERE case_id = $1 ORDER BY id",
+            cols::MESSAGE
+        )))
+        .bind(case_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(message_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn deadline(&self, id: Uuid) -> Result<Option<DeadlineRow>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM deadlines WHERE id = $1",
+            cols::DEADLINE
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(deadline_row).transpose()?)
+    }
+
+    async fn deadlines_of_case(&self, case_id: Uuid) -> Result<Vec<DeadlineRow>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM deadlines WHERE case_id = $1 ORDER BY due_on, id",
+            cols::DEADLINE
+        )))
+        .bind(case_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(deadline_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn deadlines(
+        &self,
+        org: Option<Uuid>,
+        due_before: Option<&str>,
+        include_done: bool,
+    ) -> Result<Vec<DeadlineListRow>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {}, c.person_id, p.wrapped_key FROM deadlines d JOIN cases c ON c.id = d.case_id JOIN persons p ON p.id = c.person_id \
+             WHERE ($1::uuid IS NULL OR d.organisation_id = $1 OR d.case_id IN (SELECT case_id FROM referrals WHERE to_org = $1 AND state = 'accepted')) \
+             AND ($2::text IS NULL OR d.due_on < $2) AND ($3::bool OR d.done_at IS NULL) ORDER BY d.due_on, d.id",
+            cols::qualified(cols::DEADLINE, "d")
+        )))
+        .bind(org)
+        .bind(due_before)
+        .bind(include_done)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(deadline_list_row)
+            .collect::<Result<_, _>>()?)
+    }
+
+    async fn case_records(&self, case_id: Uuid) -> Result<Vec<Uuid>> {
+        let rows: Vec<(Uuid,)> = sqlx::query_as(
+            "SELECT id FROM applications WHERE case_id = $1 UNION ALL SELECT id FROM evidence WHERE case_id = $1 \
+             UNION ALL SELECT id FROM messages WHERE case_id = $1 UNION ALL SELECT id FROM deadlines WHERE case_id = $1 \
+             UNION ALL SELECT id FROM referrals WHERE case_id = $1",
+        )
+        .bind(case_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+
+    async fn queue(
+        &self,
+        q: &QueueQuery<'_>,
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<ApplicationRow>> {
+        let (sql, binds) = queue_sql(q, Some((after.unwrap_or(Uuid::nil()), limit)), |n| {
+            format!("${n}")
+        });
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for b in binds {
+            query = match b {
+                Bind::Uuid(v) => query.bind(v),
+                Bind::Text(v) => query.bind(v),
+                Bind::Int(v) => query.bind(v),
+            };
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(application_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn count_queue(&self, q: &QueueQuery<'_>) -> Result<i64> {
+        let (sql, binds) = queue_sql(q, None, |n| format!("${n}"));
+        let mut query = sqlx::query_as::<_, (i64,)>(sqlx::AssertSqlSafe(sql));
+        for b in binds {
+            query = match b {
+                Bind::Uuid(v) => query.bind(v),
+                Bind::Text(v) => query.bind(v),
+                Bind::Int(v) => query.bind(v),
+            };
+        }
+        Ok(query.fetch_one(&self.pool).await?.0)
     }
 
     async fn pending_lookups(&self) -> Result<Vec<(Uuid, Vec<u8>)>> {
@@ -389,16 +813,17 @@ impl Backend for PgBackend {
         after: Option<Uuid>,
         limit: i64,
     ) -> Result<Vec<CaseListRow>> {
-        let rows = sqlx::query(
-            "SELECT c.id, c.organisation_id, c.person_id, c.reference, c.facts_ct, c.version, c.created_at, c.updated_at, \
-             p.wrapped_key, p.pseudonym_ct FROM cases c JOIN persons p ON p.id = c.person_id \
-             WHERE ($1::uuid IS NULL OR c.organisation_id = $1) AND ($2::uuid IS NULL OR c.id > $2) ORDER BY c.id LIMIT $3",
-        )
-        .bind(org)
-        .bind(after)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(cases_sql(org.is_some(), |n| {
+            format!("${n}")
+        })));
+        if let Some(o) = org {
+            query = query.bind(o);
+        }
+        let rows = query
+            .bind(after.unwrap_or(Uuid::nil()))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows.iter().map(case_list_row).collect::<Result<_, _>>()?)
     }
 

@@ -40,6 +40,12 @@ pub struct UserRow {
     pub disabled: i64,
     pub version: i64,
     pub created_at: i64,
+    /// The Argon2id PHC string, sealed with the user's data key.
+    #[serde(with = "b64opt")]
+    pub password_ct: Option<Vec<u8>>,
+    /// The TOTP secret, sealed with the user's data key.
+    #[serde(with = "b64opt")]
+    pub totp_ct: Option<Vec<u8>>,
 }
 
 /// `persons`.
@@ -103,6 +109,87 @@ pub struct ApplicationRow {
     pub updated_at: i64,
 }
 
+/// `applicant_access`: the keyed hash of a case's codename (never the codename).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplicantAccessRow {
+    #[serde(with = "b64")]
+    pub codename_bidx: Vec<u8>,
+    pub case_id: Uuid,
+    pub organisation_id: Uuid,
+    pub created_at: i64,
+}
+
+/// `evidence`: name, media type and author in `meta_ct`, the bytes in `content_ct`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EvidenceRow {
+    pub id: Uuid,
+    pub organisation_id: Uuid,
+    pub case_id: Uuid,
+    #[serde(with = "b64")]
+    pub meta_ct: Vec<u8>,
+    /// Empty when listed (the content is only read for one piece at a time).
+    #[serde(with = "b64")]
+    pub content_ct: Vec<u8>,
+    pub size: i64,
+    pub created_at: i64,
+}
+
+/// `messages`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageRow {
+    pub id: Uuid,
+    pub organisation_id: Uuid,
+    pub case_id: Uuid,
+    pub kind: String,
+    pub author: String,
+    #[serde(with = "b64")]
+    pub body_ct: Vec<u8>,
+    pub created_at: i64,
+}
+
+/// `deadlines`. `due_on` is an ISO date (`YYYY-MM-DD`), which sorts as text.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadlineRow {
+    pub id: Uuid,
+    pub organisation_id: Uuid,
+    pub case_id: Uuid,
+    pub kind: String,
+    pub due_on: String,
+    #[serde(with = "b64opt")]
+    pub note_ct: Option<Vec<u8>>,
+    pub done_at: Option<i64>,
+    pub version: i64,
+    pub created_at: i64,
+}
+
+/// `referrals`. `from_org` is the organisation holding the case (its distribution column).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReferralRow {
+    pub id: Uuid,
+    pub case_id: Uuid,
+    pub from_org: Uuid,
+    pub to_org: Uuid,
+    pub state: String,
+    #[serde(with = "b64")]
+    pub consent_ct: Vec<u8>,
+    pub version: i64,
+    pub created_at: i64,
+    pub answered_at: Option<i64>,
+}
+
+/// `api_tokens`: SHA-256 of the token (never the token), the label sealed with the user's key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiTokenRow {
+    #[serde(with = "b64")]
+    pub token_hash: Vec<u8>,
+    pub user_id: Uuid,
+    pub organisation_id: Uuid,
+    #[serde(with = "b64")]
+    pub label_ct: Vec<u8>,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
 /// `events`: one link of an organisation's hash chain.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventRow {
@@ -151,6 +238,49 @@ pub struct ApplicationUpdate {
     pub updated_at: i64,
 }
 
+/// A deadline marked done.
+#[derive(Clone, Debug)]
+pub struct DeadlineUpdate {
+    pub id: Uuid,
+    pub done_at: i64,
+    pub version: i64,
+}
+
+/// A referral answered.
+#[derive(Clone, Debug)]
+pub struct ReferralUpdate {
+    pub id: Uuid,
+    pub state: String,
+    pub answered_at: i64,
+    pub version: i64,
+}
+
+/// What changes on a user.
+#[derive(Clone, Debug)]
+pub enum UserChange {
+    /// A new sealed password hash.
+    Password(Vec<u8>),
+    /// A new sealed TOTP secret, or none.
+    Totp(Option<Vec<u8>>),
+    /// Disabled (1) or enabled (0).
+    Disabled(i64),
+}
+
+/// A change to a user, bumping its version.
+#[derive(Clone, Debug)]
+pub struct UserUpdate {
+    pub id: Uuid,
+    pub version: i64,
+    pub change: UserChange,
+}
+
+/// An API token revoked.
+#[derive(Clone, Debug)]
+pub struct TokenRevocation {
+    pub token_hash: Vec<u8>,
+    pub revoked_at: i64,
+}
+
 /// Everything one group commit writes, by table, in insertion order.
 #[derive(Clone, Debug, Default)]
 pub struct RowBatch {
@@ -161,12 +291,42 @@ pub struct RowBatch {
     pub lookups: Vec<LookupRow>,
     pub cases: Vec<CaseRow>,
     pub applications: Vec<ApplicationRow>,
+    pub applicant_access: Vec<ApplicantAccessRow>,
+    pub evidence: Vec<EvidenceRow>,
+    pub messages: Vec<MessageRow>,
+    pub deadlines: Vec<DeadlineRow>,
+    pub referrals: Vec<ReferralRow>,
+    pub api_tokens: Vec<ApiTokenRow>,
     pub case_updates: Vec<CaseUpdate>,
     pub application_updates: Vec<ApplicationUpdate>,
+    pub deadline_updates: Vec<DeadlineUpdate>,
+    pub referral_updates: Vec<ReferralUpdate>,
+    pub user_updates: Vec<UserUpdate>,
+    pub token_revocations: Vec<TokenRevocation>,
     pub events: Vec<EventRow>,
     pub heads: Vec<HeadRow>,
     /// Persons whose pending blind indexes this batch writes to `person_lookup`.
     pub indexed: Vec<Uuid>,
+}
+
+impl RowBatch {
+    /// Append the new rows (inserts only) of `other`.
+    pub(crate) fn extend_inserts(&mut self, other: &RowBatch) {
+        self.meta.extend(other.meta.iter().cloned());
+        self.orgs.extend(other.orgs.iter().cloned());
+        self.users.extend(other.users.iter().cloned());
+        self.persons.extend(other.persons.iter().cloned());
+        self.lookups.extend(other.lookups.iter().cloned());
+        self.cases.extend(other.cases.iter().cloned());
+        self.applications.extend(other.applications.iter().cloned());
+        self.applicant_access
+            .extend(other.applicant_access.iter().cloned());
+        self.evidence.extend(other.evidence.iter().cloned());
+        self.messages.extend(other.messages.iter().cloned());
+        self.deadlines.extend(other.deadlines.iter().cloned());
+        self.referrals.extend(other.referrals.iter().cloned());
+        self.api_tokens.extend(other.api_tokens.iter().cloned());
+    }
 }
 
 mod b64 {
@@ -205,13 +365,33 @@ mod b64opt {
 
 /// Column lists, shared by both backends' SELECTs.
 pub(crate) mod cols {
+    /// `cols` with each column qualified by a table alias.
+    pub fn qualified(cols: &str, alias: &str) -> String {
+        cols.split(", ")
+            .map(|c| format!("{alias}.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     pub const ORG: &str = "id, kind, name, created_at";
-    pub const USER: &str = "id, organisation_id, login_bidx, wrapped_key, login_ct, display_ct, roles, disabled, version, created_at";
+    pub const USER: &str = "id, organisation_id, login_bidx, wrapped_key, login_ct, display_ct, roles, disabled, version, created_at, password_ct, totp_ct";
     pub const PERSON: &str = "id, organisation_id, wrapped_key, key_id, pseudonym_ct, identity_ct, created_at, erased_at, lookup, lookup_pending";
     pub const CASE: &str =
         "id, organisation_id, person_id, reference, facts_ct, version, created_at, updated_at";
     pub const APPLICATION: &str = "id, organisation_id, case_id, programme, state, version, decision_basis, decision_ct, decided_by, decided_at, created_at, updated_at";
     pub const EVENT: &str = "organisation_id, seq, id, at, actor, kind, subject, person_id, meta, body_ct, prev_hash, hash";
+    pub const APPLICANT_ACCESS: &str = "codename_bidx, case_id, organisation_id, created_at";
+    pub const EVIDENCE: &str =
+        "id, organisation_id, case_id, meta_ct, content_ct, size, created_at";
+    /// Evidence without its content, for lists.
+    pub const EVIDENCE_META: &str = "id, organisation_id, case_id, meta_ct, size, created_at";
+    pub const MESSAGE: &str = "id, organisation_id, case_id, kind, author, body_ct, created_at";
+    pub const DEADLINE: &str =
+        "id, organisation_id, case_id, kind, due_on, note_ct, done_at, version, created_at";
+    pub const REFERRAL: &str =
+        "id, case_id, from_org, to_org, state, consent_ct, version, created_at, answered_at";
+    pub const API_TOKEN: &str =
+        "token_hash, user_id, organisation_id, label_ct, created_at, revoked_at";
 }
 
 /// Build a row struct from a database row, column by column, by field name.
@@ -252,7 +432,9 @@ macro_rules! row_decoders {
                     roles,
                     disabled,
                     version,
-                    created_at
+                    created_at,
+                    password_ct,
+                    totp_ct
                 }
             ))
         }
@@ -336,6 +518,102 @@ macro_rules! row_decoders {
                 }
             ))
         }
+        pub(crate) fn applicant_access_row(r: &$row) -> Result<ApplicantAccessRow, sqlx::Error> {
+            Ok(from_row!(
+                r,
+                ApplicantAccessRow {
+                    codename_bidx,
+                    case_id,
+                    organisation_id,
+                    created_at
+                }
+            ))
+        }
+        pub(crate) fn evidence_row(r: &$row) -> Result<EvidenceRow, sqlx::Error> {
+            Ok(from_row!(
+                r,
+                EvidenceRow {
+                    id,
+                    organisation_id,
+                    case_id,
+                    meta_ct,
+                    content_ct,
+                    size,
+                    created_at
+                }
+            ))
+        }
+        /// An evidence row selected with [`cols::EVIDENCE_META`]: no content.
+        pub(crate) fn evidence_meta_row(r: &$row) -> Result<EvidenceRow, sqlx::Error> {
+            Ok(EvidenceRow {
+                id: sqlx::Row::try_get(r, "id")?,
+                organisation_id: sqlx::Row::try_get(r, "organisation_id")?,
+                case_id: sqlx::Row::try_get(r, "case_id")?,
+                meta_ct: sqlx::Row::try_get(r, "meta_ct")?,
+                content_ct: Vec::new(),
+                size: sqlx::Row::try_get(r, "size")?,
+                created_at: sqlx::Row::try_get(r, "created_at")?,
+            })
+        }
+        pub(crate) fn message_row(r: &$row) -> Result<MessageRow, sqlx::Error> {
+            Ok(from_row!(
+                r,
+                MessageRow {
+                    id,
+                    organisation_id,
+                    case_id,
+                    kind,
+                    author,
+                    body_ct,
+                    created_at
+                }
+            ))
+        }
+        pub(crate) fn deadline_row(r: &$row) -> Result<DeadlineRow, sqlx::Error> {
+            Ok(from_row!(
+                r,
+                DeadlineRow {
+                    id,
+                    organisation_id,
+                    case_id,
+                    kind,
+                    due_on,
+                    note_ct,
+                    done_at,
+                    version,
+                    created_at
+                }
+            ))
+        }
+        pub(crate) fn referral_row(r: &$row) -> Result<ReferralRow, sqlx::Error> {
+            Ok(from_row!(
+                r,
+                ReferralRow {
+                    id,
+                    case_id,
+                    from_org,
+                    to_org,
+                    state,
+                    consent_ct,
+                    version,
+                    created_at,
+                    answered_at
+                }
+            ))
+        }
+        pub(crate) fn api_token_row(r: &$row) -> Result<ApiTokenRow, sqlx::Error> {
+            Ok(from_row!(
+                r,
+                ApiTokenRow {
+                    token_hash,
+                    user_id,
+                    organisation_id,
+                    label_ct,
+                    created_at,
+                    revoked_at
+                }
+            ))
+        }
         pub(crate) fn head_row(r: &$row) -> Result<HeadRow, sqlx::Error> {
             Ok(from_row!(
                 r,
@@ -360,6 +638,12 @@ macro_rules! row_decoders {
                 "person_lookup" => BackupRow::PersonLookup(lookup_row(r)?),
                 "cases" => BackupRow::Cases(case_row(r)?),
                 "applications" => BackupRow::Applications(application_row(r)?),
+                "applicant_access" => BackupRow::ApplicantAccess(applicant_access_row(r)?),
+                "evidence" => BackupRow::Evidence(evidence_row(r)?),
+                "messages" => BackupRow::Messages(message_row(r)?),
+                "deadlines" => BackupRow::Deadlines(deadline_row(r)?),
+                "referrals" => BackupRow::Referrals(referral_row(r)?),
+                "api_tokens" => BackupRow::ApiTokens(api_token_row(r)?),
                 "events" => BackupRow::Events(event_row(r)?),
                 _ => BackupRow::ChainHeads(head_row(r)?),
             })
@@ -369,6 +653,15 @@ macro_rules! row_decoders {
                 case: case_row(r)?,
                 wrapped_key: sqlx::Row::try_get(r, "wrapped_key")?,
                 pseudonym_ct: sqlx::Row::try_get(r, "pseudonym_ct")?,
+            })
+        }
+        pub(crate) fn deadline_list_row(
+            r: &$row,
+        ) -> Result<crate::backend::DeadlineListRow, sqlx::Error> {
+            Ok(crate::backend::DeadlineListRow {
+                deadline: deadline_row(r)?,
+                person_id: sqlx::Row::try_get(r, "person_id")?,
+                wrapped_key: sqlx::Row::try_get(r, "wrapped_key")?,
             })
         }
     };

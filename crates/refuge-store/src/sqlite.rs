@@ -2,7 +2,10 @@
 //! commit is on disk before it is acknowledged), a busy timeout, a small pool of readers and
 //! one dedicated writer connection.
 
-use crate::backend::{Backend, CaseListRow, ExportSink, WriteConn};
+use crate::backend::{
+    Backend, Bind, CaseListRow, DeadlineListRow, ExportSink, QueueQuery, WriteConn, cases_sql,
+    queue_sql,
+};
 use crate::error::{Result, StoreError};
 use crate::rows::*;
 use async_trait::async_trait;
@@ -100,6 +103,17 @@ fn lite(e: rusqlite::Error) -> StoreError {
     StoreError::Database(e.to_string())
 }
 
+/// A guarded update must have changed exactly one row.
+fn changed(n: usize, what: &str, id: impl std::fmt::Display) -> Result<()> {
+    if n == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::Database(format!(
+            "{what} {id} changed during the write"
+        )))
+    }
+}
+
 fn uuid_from(b: Vec<u8>) -> Result<Uuid> {
     Uuid::from_slice(&b).map_err(|_| crate::error::bad_column("id", "length"))
 }
@@ -181,6 +195,51 @@ impl WriteConn for SqliteWriter {
             .transpose()
     }
 
+    async fn deadline_state(&mut self, id: Uuid) -> Result<Option<(Uuid, bool, i64)>> {
+        let row: Option<(Vec<u8>, Option<i64>, i64)> = self.row(
+            "SELECT organisation_id, done_at, version FROM deadlines WHERE id = ?1",
+            id,
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        row.map(|(org, done, v)| Ok((uuid_from(org)?, done.is_some(), v)))
+            .transpose()
+    }
+
+    async fn referral_state(&mut self, id: Uuid) -> Result<Option<(Uuid, Uuid, String, i64)>> {
+        let row: Option<(Vec<u8>, Vec<u8>, String, i64)> = self.row(
+            "SELECT from_org, to_org, state, version FROM referrals WHERE id = ?1",
+            id,
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )?;
+        row.map(|(from, to, st, v)| Ok((uuid_from(from)?, uuid_from(to)?, st, v)))
+            .transpose()
+    }
+
+    async fn user_state(&mut self, id: Uuid) -> Result<Option<(Uuid, i64)>> {
+        let row: Option<(Vec<u8>, i64)> = self.row(
+            "SELECT organisation_id, version FROM users WHERE id = ?1",
+            id,
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        row.map(|(org, v)| Ok((uuid_from(org)?, v))).transpose()
+    }
+
+    async fn token_state(&mut self, token_hash: &[u8]) -> Result<Option<(Uuid, Uuid, bool)>> {
+        use rusqlite::OptionalExtension;
+        let row: Option<(Vec<u8>, Vec<u8>, Option<i64>)> = self
+            .conn
+            .prepare_cached(
+                "SELECT organisation_id, user_id, revoked_at FROM api_tokens WHERE token_hash = ?1",
+            )
+            .and_then(|mut st| {
+                st.query_row([token_hash], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .optional()
+            })
+            .map_err(lite)?;
+        row.map(|(org, user, revoked)| Ok((uuid_from(org)?, uuid_from(user)?, revoked.is_some())))
+            .transpose()
+    }
+
     async fn pending_lookups(&mut self, limit: i64) -> Result<Vec<(Uuid, Uuid, Vec<u8>)>> {
         let rows: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> = self
             .conn
@@ -221,9 +280,9 @@ impl WriteConn for SqliteWriter {
         }
         for r in &b.users {
             self.run(
-                "INSERT INTO users (id, organisation_id, login_bidx, wrapped_key, login_ct, display_ct, roles, disabled, version, created_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                params![id(&r.id), id(&r.organisation_id), r.login_bidx, r.wrapped_key, r.login_ct, r.display_ct, r.roles, r.disabled, r.version, r.created_at],
+                "INSERT INTO users (id, organisation_id, login_bidx, wrapped_key, login_ct, display_ct, roles, disabled, version, created_at, password_ct, totp_ct) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                params![id(&r.id), id(&r.organisation_id), r.login_bidx, r.wrapped_key, r.login_ct, r.display_ct, r.roles, r.disabled, r.version, r.created_at, r.password_ct, r.totp_ct],
             )?;
         }
         for r in &b.persons {
@@ -258,6 +317,80 @@ impl WriteConn for SqliteWriter {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                 params![id(&r.id), id(&r.organisation_id), id(&r.case_id), r.programme, r.state, r.version, r.decision_basis, r.decision_ct, r.decided_by, r.decided_at, r.created_at, r.updated_at],
             )?;
+        }
+        for r in &b.applicant_access {
+            self.run(
+                "INSERT INTO applicant_access (codename_bidx, case_id, organisation_id, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![r.codename_bidx, id(&r.case_id), id(&r.organisation_id), r.created_at],
+            )?;
+        }
+        for r in &b.evidence {
+            self.run(
+                "INSERT INTO evidence (id, organisation_id, case_id, meta_ct, content_ct, size, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![id(&r.id), id(&r.organisation_id), id(&r.case_id), r.meta_ct, r.content_ct, r.size, r.created_at],
+            )?;
+        }
+        for r in &b.messages {
+            self.run(
+                "INSERT INTO messages (id, organisation_id, case_id, kind, author, body_ct, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![id(&r.id), id(&r.organisation_id), id(&r.case_id), r.kind, r.author, r.body_ct, r.created_at],
+            )?;
+        }
+        for r in &b.deadlines {
+            self.run(
+                "INSERT INTO deadlines (id, organisation_id, case_id, kind, due_on, note_ct, done_at, version, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![id(&r.id), id(&r.organisation_id), id(&r.case_id), r.kind, r.due_on, r.note_ct, r.done_at, r.version, r.created_at],
+            )?;
+        }
+        for r in &b.referrals {
+            self.run(
+                "INSERT INTO referrals (id, case_id, from_org, to_org, state, consent_ct, version, created_at, answered_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![id(&r.id), id(&r.case_id), id(&r.from_org), id(&r.to_org), r.state, r.consent_ct, r.version, r.created_at, r.answered_at],
+            )?;
+        }
+        for r in &b.api_tokens {
+            self.run(
+                "INSERT INTO api_tokens (token_hash, user_id, organisation_id, label_ct, created_at, revoked_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![r.token_hash, id(&r.user_id), id(&r.organisation_id), r.label_ct, r.created_at, r.revoked_at],
+            )?;
+        }
+        for u in &b.deadline_updates {
+            let n = self.run(
+                "UPDATE deadlines SET done_at = ?1, version = ?2 WHERE id = ?3 AND version = ?4 AND done_at IS NULL",
+                params![u.done_at, u.version, id(&u.id), u.version - 1],
+            )?;
+            changed(n, "deadline", u.id)?;
+        }
+        for u in &b.referral_updates {
+            let n = self.run(
+                "UPDATE referrals SET state = ?1, answered_at = ?2, version = ?3 WHERE id = ?4 AND version = ?5 AND state = 'pending'",
+                params![u.state, u.answered_at, u.version, id(&u.id), u.version - 1],
+            )?;
+            changed(n, "referral", u.id)?;
+        }
+        for u in &b.user_updates {
+            let n = match &u.change {
+                UserChange::Password(ct) => self.run(
+                    "UPDATE users SET password_ct = ?1, version = ?2 WHERE id = ?3 AND version = ?4",
+                    params![ct, u.version, id(&u.id), u.version - 1],
+                )?,
+                UserChange::Totp(ct) => self.run(
+                    "UPDATE users SET totp_ct = ?1, version = ?2 WHERE id = ?3 AND version = ?4",
+                    params![ct, u.version, id(&u.id), u.version - 1],
+                )?,
+                UserChange::Disabled(d) => self.run(
+                    "UPDATE users SET disabled = ?1, version = ?2 WHERE id = ?3 AND version = ?4",
+                    params![d, u.version, id(&u.id), u.version - 1],
+                )?,
+            };
+            changed(n, "user", u.id)?;
+        }
+        for r in &b.token_revocations {
+            let n = self.run(
+                "UPDATE api_tokens SET revoked_at = ?1 WHERE token_hash = ?2 AND revoked_at IS NULL",
+                params![r.revoked_at, r.token_hash],
+            )?;
+            changed(n, "API token", crate::writer::token_ref(&r.token_hash))?;
         }
         for u in &b.case_updates {
             let n = self.run(
@@ -366,11 +499,249 @@ impl Backend for SqliteBackend {
     }
 
     async fn users(&self, org: Option<Uuid>) -> Result<Vec<UserRow>> {
-        let rows = sqlx::query("SELECT id, organisation_id, login_bidx, wrapped_key, login_ct, display_ct, roles, disabled, version, created_at FROM users WHERE ?1 IS NULL OR organisation_id = ?1 ORDER BY id")
-            .bind(org)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM users WHERE ?1 IS NULL OR organisation_id = ?1 ORDER BY id",
+            cols::USER
+        )))
+        .bind(org)
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows.iter().map(user_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn user(&self, id: Uuid) -> Result<Option<UserRow>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM users WHERE id = ?",
+            cols::USER
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(user_row).transpose()?)
+    }
+
+    async fn user_by_login(&self, login_bidx: &[u8]) -> Result<Option<UserRow>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM users WHERE login_bidx = ?",
+            cols::USER
+        )))
+        .bind(login_bidx)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(user_row).transpose()?)
+    }
+
+    async fn user_for_token(&self, token_hash: &[u8]) -> Result<Option<(UserRow, Option<i64>)>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {}, t.revoked_at AS token_revoked_at FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?",
+            cols::qualified(cols::USER, "u")
+        )))
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row
+            .as_ref()
+            .map(|r| {
+                Ok::<_, sqlx::Error>((user_row(r)?, sqlx::Row::try_get(r, "token_revoked_at")?))
+            })
+            .transpose()?)
+    }
+
+    async fn api_tokens_of_user(&self, user: Uuid) -> Result<Vec<ApiTokenRow>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM api_tokens WHERE user_id = ? ORDER BY created_at, token_hash",
+            cols::API_TOKEN
+        )))
+        .bind(user)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(api_token_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn cases_by_ids(&self, ids: &[Uuid]) -> Result<Vec<CaseListRow>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut qb = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT {}, p.wrapped_key, p.pseudonym_ct FROM cases c JOIN persons p ON p.id = c.person_id WHERE c.id IN (",
+            cols::qualified(cols::CASE, "c")
+        ));
+        let mut sep = qb.separated(", ");
+        for id in ids {
+            sep.push_bind(*id);
+        }
+        qb.push(") ORDER BY c.id");
+        let rows = qb.build().persistent(false).fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(case_list_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn case_for_codename(&self, bidx: &[u8]) -> Result<Option<(Uuid, Uuid)>> {
+        Ok(sqlx::query_as(
+            "SELECT case_id, organisation_id FROM applicant_access WHERE codename_bidx = ?",
+        )
+        .bind(bidx)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    async fn referral_to(&self, case: Uuid, org: Uuid) -> Result<Option<String>> {
+        let row: Option<(String,)> = sqlx::query_as(
+            "SELECT state FROM referrals WHERE case_id = ? AND to_org = ? AND state <> 'declined'",
+        )
+        .bind(case)
+        .bind(org)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(s,)| s))
+    }
+
+    async fn referral(&self, id: Uuid) -> Result<Option<ReferralRow>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM referrals WHERE id = ?",
+            cols::REFERRAL
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(referral_row).transpose()?)
+    }
+
+    async fn referrals(&self, org: Option<Uuid>) -> Result<Vec<ReferralRow>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM referrals WHERE ?1 IS NULL OR from_org = ?1 OR to_org = ?1 ORDER BY id",
+            cols::REFERRAL
+        )))
+        .bind(org)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(referral_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn evidence(&self, id: Uuid) -> Result<Option<EvidenceRow>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM evidence WHERE id = ?",
+            cols::EVIDENCE
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(evidence_row).transpose()?)
+    }
+
+    async fn evidence_of_case(&self, case_id: Uuid) -> Result<Vec<EvidenceRow>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM evidence WHERE case_id = ? ORDER BY id",
+            cols::EVIDENCE_META
+        )))
+        .bind(case_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(evidence_meta_row)
+            .collect::<Result<_, _>>()?)
+    }
+
+    async fn messages_of_case(&self, case_id: Uuid) -> Result<Vec<MessageRow>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM messages WHERE case_id = ? ORDER BY id",
+            cols::MESSAGE
+        )))
+        .bind(case_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(message_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn deadline(&self, id: Uuid) -> Result<Option<DeadlineRow>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM deadlines WHERE id = ?",
+            cols::DEADLINE
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(deadline_row).transpose()?)
+    }
+
+    async fn deadlines_of_case(&self, case_id: Uuid) -> Result<Vec<DeadlineRow>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM deadlines WHERE case_id = ? ORDER BY due_on, id",
+            cols::DEADLINE
+        )))
+        .bind(case_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(deadline_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn deadlines(
+        &self,
+        org: Option<Uuid>,
+        due_before: Option<&str>,
+        include_done: bool,
+    ) -> Result<Vec<DeadlineListRow>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {}, c.person_id, p.wrapped_key FROM deadlines d JOIN cases c ON c.id = d.case_id JOIN persons p ON p.id = c.person_id \
+             WHERE (?1 IS NULL OR d.organisation_id = ?1 OR d.case_id IN (SELECT case_id FROM referrals WHERE to_org = ?1 AND state = 'accepted')) \
+             AND (?2 IS NULL OR d.due_on < ?2) AND (?3 = 1 OR d.done_at IS NULL) ORDER BY d.due_on, d.id",
+            cols::qualified(cols::DEADLINE, "d")
+        )))
+        .bind(org)
+        .bind(due_before)
+        .bind(i64::from(include_done))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(deadline_list_row)
+            .collect::<Result<_, _>>()?)
+    }
+
+    async fn case_records(&self, case_id: Uuid) -> Result<Vec<Uuid>> {
+        let rows: Vec<(Uuid,)> = sqlx::query_as(
+            "SELECT id FROM applications WHERE case_id = ?1 UNION ALL SELECT id FROM evidence WHERE case_id = ?1 \
+             UNION ALL SELECT id FROM messages WHERE case_id = ?1 UNION ALL SELECT id FROM deadlines WHERE case_id = ?1 \
+             UNION ALL SELECT id FROM referrals WHERE case_id = ?1",
+        )
+        .bind(case_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+
+    async fn queue(
+        &self,
+        q: &QueueQuery<'_>,
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<ApplicationRow>> {
+        let (sql, binds) = queue_sql(q, Some((after.unwrap_or(Uuid::nil()), limit)), |n| {
+            format!("?{n}")
+        });
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for b in binds {
+            query = match b {
+                Bind::Uuid(v) => query.bind(v),
+                Bind::Text(v) => query.bind(v),
+                Bind::Int(v) => query.bind(v),
+            };
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(application_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn count_queue(&self, q: &QueueQuery<'_>) -> Result<i64> {
+        let (sql, binds) = queue_sql(q, None, |n| format!("?{n}"));
+        let mut query = sqlx::query_as::<_, (i64,)>(sqlx::AssertSqlSafe(sql));
+        for b in binds {
+            query = match b {
+                Bind::Uuid(v) => query.bind(v),
+                Bind::Text(v) => query.bind(v),
+                Bind::Int(v) => query.bind(v),
+            };
+        }
+        Ok(query.fetch_one(&self.pool).await?.0)
     }
 
     async fn pending_lookups(&self) -> Result<Vec<(Uuid, Vec<u8>)>> {
@@ -414,16 +785,17 @@ impl Backend for SqliteBackend {
         after: Option<Uuid>,
         limit: i64,
     ) -> Result<Vec<CaseListRow>> {
-        let rows = sqlx::query(
-            "SELECT c.id, c.organisation_id, c.person_id, c.reference, c.facts_ct, c.version, c.created_at, c.updated_at, \
-             p.wrapped_key, p.pseudonym_ct FROM cases c JOIN persons p ON p.id = c.person_id \
-             WHERE (?1 IS NULL OR c.organisation_id = ?1) AND (?2 IS NULL OR c.id > ?2) ORDER BY c.id LIMIT ?3",
-        )
-        .bind(org)
-        .bind(after)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(cases_sql(org.is_some(), |n| {
+            format!("?{n}")
+        })));
+        if let Some(o) = org {
+            query = query.bind(o);
+        }
+        let rows = query
+            .bind(after.unwrap_or(Uuid::nil()))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows.iter().map(case_list_row).collect::<Result<_, _>>()?)
     }
 
@@ -530,5 +902,98 @@ impl Backend for SqliteBackend {
     async fn close(&self) {
         self.checkpointer.abort();
         self.pool.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The query plan of each statement, one line per step.
+    fn plan(conn: &rusqlite::Connection, sql: &str, binds: &[Bind<'_>]) -> Vec<String> {
+        let mut st = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        for (i, b) in binds.iter().enumerate() {
+            match b {
+                Bind::Uuid(u) => st.raw_bind_parameter(i + 1, u.as_bytes().as_slice()),
+                Bind::Text(t) => st.raw_bind_parameter(i + 1, *t),
+                Bind::Int(n) => st.raw_bind_parameter(i + 1, *n),
+            }
+            .unwrap();
+        }
+        let mut rows = st.raw_query();
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().unwrap() {
+            out.push(r.get::<_, String>(3).unwrap());
+        }
+        out
+    }
+
+    #[test]
+    fn case_pages_are_served_by_indexes() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch(MIGRATIONS[0].1).unwrap();
+        let org = Uuid::from_bytes([1; 16]);
+        let sql = cases_sql(true, |n| format!("?{n}"));
+        let steps = plan(
+            &conn,
+            &sql,
+            &[Bind::Uuid(org), Bind::Uuid(Uuid::nil()), Bind::Int(50)],
+        );
+        assert!(
+            steps.iter().any(|s| s.contains("INDEX cases_org")),
+            "{steps:#?}"
+        );
+        assert!(
+            steps.iter().any(|s| s.contains("INDEX referrals_to")),
+            "{steps:#?}"
+        );
+        assert!(
+            !steps
+                .iter()
+                .any(|s| s.starts_with("SCAN c") || s.starts_with("SCAN p")),
+            "{steps:#?}"
+        );
+    }
+
+    #[test]
+    fn queue_pages_and_counts_are_served_by_indexes() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch(MIGRATIONS[0].1).unwrap();
+        let org = Uuid::from_bytes([1; 16]);
+        for programme in [None, Some("p-one")] {
+            let q = QueueQuery {
+                org: Some(org),
+                programme,
+                states: vec!["submitted", "in_review", "interview"],
+            };
+            for page in [Some((Uuid::nil(), 50)), None] {
+                let (sql, binds) = queue_sql(&q, page, |n| format!("?{n}"));
+                let steps = plan(&conn, &sql, &binds);
+                let on_applications: Vec<&String> = steps
+                    .iter()
+                    .filter(|s| s.contains(" applications") || s.contains(" a "))
+                    .collect();
+                assert!(!on_applications.is_empty(), "{steps:#?}");
+                for s in &on_applications {
+                    assert!(
+                        s.starts_with("SEARCH") && s.contains("INDEX"),
+                        "{programme:?} {page:?}: {s} in {steps:#?}"
+                    );
+                }
+                assert!(
+                    steps.iter().any(|s| s.contains("referrals_to")),
+                    "{steps:#?}"
+                );
+                // Each branch on the organisation's own applications reads its index range in
+                // id order and stops at the limit: no sort of its own (the branches are merged
+                // after, at most `limit` rows each).
+                for w in steps.windows(2) {
+                    assert!(
+                        !(w[0].starts_with("SEARCH applications") && w[1].contains("TEMP B-TREE")),
+                        "{steps:#?}"
+                    );
+                }
+            }
+        }
     }
 }

@@ -1,5 +1,12 @@
 //! [`SqlStore`]: the [`Store`] over a [`Backend`], with encryption and the writer.
 
+mod access;
+mod casework;
+mod queue;
+mod staff;
+
+pub(crate) use access::Access;
+
 use crate::backend::{Backend, CaseListRow};
 use crate::backup::{self, BackupSummary};
 use crate::chain::{self, ChainReport};
@@ -7,25 +14,34 @@ use crate::error::{Result, StoreError, bad_column};
 use crate::keys::{self, KeySource, Keyring};
 use crate::rows::*;
 use crate::writer::{Op, Outcome, PendingEvent, Writer};
-use crate::{CaseKey, CaseSummary, Lookup, NewCase, Scope, Store};
+use crate::{
+    ApiToken, CaseKey, CaseSummary, Credentials, Lookup, NewCase, QueueFilter, QueueItem, Scope,
+    SecretBytes, Store,
+};
 use async_trait::async_trait;
 use refuge_core::application::{Application, ApplicationState, Decision, Move, ProgrammeId};
-use refuge_core::case::Case;
+use refuge_core::case::{Case, Deadline, DeadlineKind};
+use refuge_core::casework::{EvidenceMeta, Message, MessageKind, Referral};
 use refuge_core::clock::{Clock, Timestamp};
 use refuge_core::event::{Actor, Event, EventKind};
 use refuge_core::facts::Facts;
-use refuge_core::ids::{ApplicationId, CaseId, CaseReference, EventId, OrgId, PersonId, UserId};
+use refuge_core::ids::{
+    ApplicationId, CaseId, CaseReference, DeadlineId, EventId, EvidenceId, OrgId, PersonId,
+    ReferralId, UserId,
+};
 use refuge_core::org::{Login, Organisation, OrganisationKind, Role, User};
 use refuge_core::person::Person;
-use refuge_core::text::Label;
+use refuge_core::text::{Label, Text};
 use refuge_crypto::{
-    Aad, DataKey, Entropy, KdfParams, blind_index, normalise_document_number, normalise_for_index,
+    Aad, DataKey, Entropy, KdfParams, SecretString, blind_index, normalise_document_number,
+    normalise_for_index,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
+use time::Date;
 use uuid::Uuid;
 
 /// How to open a store.
@@ -278,6 +294,12 @@ fn user_owner(id: Uuid) -> Vec<u8> {
     [b"users/".as_slice(), id.as_bytes()].concat()
 }
 
+/// The scope a write is checked against in the writer, once [`SqlStore::access`] has allowed
+/// it: the organisation holding the record (whose chain its events join).
+fn write_scope(owner: Uuid) -> Scope {
+    Scope::Organisation(OrgId(owner))
+}
+
 fn to_u64(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
@@ -429,27 +451,35 @@ impl SqlStore {
             .ok_or_else(|| StoreError::Database(format!("person {id} of a case is missing")))
     }
 
+    /// The case row, if `scope` may see all of it (see [`SqlStore::access`]); otherwise
+    /// `NotFound`, exactly as for a case that does not exist.
     async fn case_row(&self, scope: Scope, key: &CaseKey) -> Result<CaseRow> {
         let row = match key {
             CaseKey::Id(id) => self.backend.case_by_id(id.0).await?,
             CaseKey::Reference(r) => self.backend.case_by_reference(r.as_str()).await?,
         };
-        row.filter(|r| scope.allows(r.organisation_id))
-            .ok_or_else(|| StoreError::NotFound {
-                what: "case",
-                id: key.to_string(),
-            })
+        if let Some(r) = row
+            && self.access(scope, r.organisation_id, r.id).await? == Some(Access::Full)
+        {
+            return Ok(r);
+        }
+        Err(StoreError::NotFound {
+            what: "case",
+            id: key.to_string(),
+        })
     }
 
+    /// The application row, if `scope` may see all of its case.
     async fn application_row(&self, scope: Scope, id: ApplicationId) -> Result<ApplicationRow> {
-        self.backend
-            .application(id.0)
-            .await?
-            .filter(|r| scope.allows(r.organisation_id))
-            .ok_or_else(|| StoreError::NotFound {
-                what: "application",
-                id: id.to_string(),
-            })
+        if let Some(r) = self.backend.application(id.0).await?
+            && self.access(scope, r.organisation_id, r.case_id).await? == Some(Access::Full)
+        {
+            return Ok(r);
+        }
+        Err(StoreError::NotFound {
+            what: "application",
+            id: id.to_string(),
+        })
     }
 
     /// The case row, its person's data key, and the decrypted case.
@@ -477,7 +507,7 @@ impl SqlStore {
         })
     }
 
-    fn summary(&self, r: CaseListRow) -> Result<CaseSummary> {
+    fn summary(&self, r: &CaseListRow) -> Result<CaseSummary> {
         let pseudonym = match (&r.wrapped_key, &r.pseudonym_ct) {
             (Some(_), Some(ct)) => {
                 let dk = self.person_key(r.case.person_id, r.wrapped_key.as_deref())?;
@@ -492,7 +522,7 @@ impl SqlStore {
             }
             _ => None,
         };
-        let c = r.case;
+        let c = &r.case;
         Ok(CaseSummary {
             id: CaseId(c.id),
             reference: c
@@ -557,6 +587,29 @@ impl SqlStore {
             None => None,
         };
         Ok((Some(person.id), key))
+    }
+
+    /// Stage a new case with `stage` and insert it. A case reference is the creation minute
+    /// and 36 random bits, so two cases of the same minute can, rarely, draw the same one
+    /// (about n² / 2³⁷ times a minute for n cases in it): the insert is then refused as a
+    /// duplicate, and the case is staged again, with fresh ids and a fresh reference.
+    pub(crate) async fn insert_new_case<T>(
+        &self,
+        what: &'static str,
+        mut stage: impl FnMut(&mut RowBatch, &mut Vec<PendingEvent>) -> Result<T>,
+    ) -> Result<T> {
+        const ATTEMPTS: usize = 4;
+        let mut attempt = 1;
+        loop {
+            let mut rows = RowBatch::default();
+            let mut events = Vec::new();
+            let staged = stage(&mut rows, &mut events)?;
+            match self.writer.write(Op::Insert { what, rows, events }).await {
+                Ok(_) => return Ok(staged),
+                Err(StoreError::Duplicate(_)) if attempt < ATTEMPTS => attempt += 1,
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Everything a new case writes: person, lookups, case, and the `case_created` event.
@@ -648,6 +701,40 @@ impl SqlStore {
             updated_at: now,
         };
         Ok((case, dk))
+    }
+
+    /// Intake: a case and its submitted application, as one change with one
+    /// `case_submitted` event carrying both the case's and the application's metadata (and
+    /// the case's encrypted body).
+    fn stage_submission(
+        &self,
+        actor: Actor,
+        new: &NewCase,
+        programme: &ProgrammeId,
+        rows: &mut RowBatch,
+        events: &mut Vec<PendingEvent>,
+    ) -> Result<(Case, Application)> {
+        let (case, _) = self.stage_case(actor, new, rows, events)?;
+        let app = self.stage_application(
+            actor,
+            &case,
+            programme,
+            ApplicationState::Submitted,
+            rows,
+            events,
+        )?;
+        if let (Some(app_event), Some(case_event)) = (events.pop(), events.first_mut()) {
+            case_event.kind = EventKind::CaseSubmitted.as_str();
+            case_event
+                .meta
+                .insert("application_id".into(), app.id.to_string().into());
+            for key in ["programme", "state"] {
+                if let Some(v) = app_event.meta.get(key) {
+                    case_event.meta.insert(key.into(), v.clone());
+                }
+            }
+        }
+        Ok((case, app))
     }
 
     fn stage_application(
@@ -836,6 +923,8 @@ impl Store for SqlStore {
                 disabled: 0,
                 version: 1,
                 created_at: now.as_micros(),
+                password_ct: None,
+                totp_ct: None,
             }],
             ..RowBatch::default()
         };
@@ -871,16 +960,185 @@ impl Store for SqlStore {
             .collect()
     }
 
+    async fn user(&self, scope: Scope, id: UserId) -> Result<User> {
+        staff::user(self, scope, id).await
+    }
+
+    async fn set_password(&self, actor: Actor, user: UserId, phc: SecretString) -> Result<()> {
+        staff::set_password(self, actor, user, phc).await
+    }
+
+    async fn set_totp(
+        &self,
+        actor: Actor,
+        user: UserId,
+        secret: Option<SecretBytes>,
+    ) -> Result<()> {
+        staff::set_totp(self, actor, user, secret).await
+    }
+
+    async fn set_user_disabled(
+        &self,
+        actor: Actor,
+        scope: Scope,
+        user: UserId,
+        disabled: bool,
+    ) -> Result<()> {
+        staff::set_user_disabled(self, actor, scope, user, disabled).await
+    }
+
+    async fn user_credentials(&self, login: &Login) -> Result<Option<Credentials>> {
+        staff::user_credentials(self, login).await
+    }
+
+    async fn create_api_token(
+        &self,
+        actor: Actor,
+        user: UserId,
+        token_hash: [u8; 32],
+        label: String,
+    ) -> Result<ApiToken> {
+        staff::create_api_token(self, actor, user, token_hash, label).await
+    }
+
+    async fn user_for_token(&self, token_hash: [u8; 32]) -> Result<Option<User>> {
+        staff::user_for_token(self, token_hash).await
+    }
+
+    async fn revoke_api_token(
+        &self,
+        actor: Actor,
+        scope: Scope,
+        token_hash: [u8; 32],
+    ) -> Result<()> {
+        staff::revoke_api_token(self, actor, scope, token_hash).await
+    }
+
+    async fn api_tokens(&self, scope: Scope, user: UserId) -> Result<Vec<ApiToken>> {
+        staff::api_tokens(self, scope, user).await
+    }
+
+    async fn apply(
+        &self,
+        new: NewCase,
+        programme: ProgrammeId,
+        codename: &SecretString,
+    ) -> Result<(Case, Application)> {
+        casework::apply(self, new, programme, codename).await
+    }
+
+    async fn case_for_codename(&self, codename: &SecretString) -> Result<Option<(CaseId, OrgId)>> {
+        casework::case_for_codename(self, codename).await
+    }
+
+    async fn queue(
+        &self,
+        scope: Scope,
+        filter: &QueueFilter,
+        after: Option<ApplicationId>,
+        limit: u32,
+    ) -> Result<Vec<QueueItem>> {
+        queue::queue(self, scope, filter, after, limit).await
+    }
+
+    async fn count_queue(&self, scope: Scope, filter: &QueueFilter) -> Result<u64> {
+        queue::count_queue(self, scope, filter).await
+    }
+
+    async fn add_evidence(
+        &self,
+        actor: Actor,
+        scope: Scope,
+        case: CaseId,
+        name: String,
+        media_type: String,
+        bytes: Vec<u8>,
+    ) -> Result<EvidenceMeta> {
+        casework::add_evidence(self, actor, scope, case, name, media_type, bytes).await
+    }
+
+    async fn evidence_list(&self, scope: Scope, case: CaseId) -> Result<Vec<EvidenceMeta>> {
+        casework::evidence_list(self, scope, case).await
+    }
+
+    async fn evidence(&self, scope: Scope, id: EvidenceId) -> Result<(EvidenceMeta, Vec<u8>)> {
+        casework::evidence(self, scope, id).await
+    }
+
+    async fn add_message(
+        &self,
+        actor: Actor,
+        scope: Scope,
+        case: CaseId,
+        kind: MessageKind,
+        body: Text,
+    ) -> Result<Message> {
+        casework::add_message(self, actor, scope, case, kind, body).await
+    }
+
+    async fn messages(&self, scope: Scope, case: CaseId) -> Result<Vec<Message>> {
+        casework::messages(self, scope, case).await
+    }
+
+    async fn set_deadline(
+        &self,
+        actor: Actor,
+        scope: Scope,
+        case: CaseId,
+        kind: DeadlineKind,
+        due_on: Date,
+        note: Option<Text>,
+    ) -> Result<Deadline> {
+        casework::set_deadline(self, actor, scope, case, kind, due_on, note).await
+    }
+
+    async fn complete_deadline(&self, actor: Actor, scope: Scope, id: DeadlineId) -> Result<()> {
+        casework::complete_deadline(self, actor, scope, id).await
+    }
+
+    async fn deadlines(
+        &self,
+        scope: Scope,
+        due_before: Option<Date>,
+        include_done: bool,
+    ) -> Result<Vec<Deadline>> {
+        casework::deadlines(self, scope, due_before, include_done).await
+    }
+
+    async fn case_deadlines(&self, scope: Scope, case: CaseId) -> Result<Vec<Deadline>> {
+        casework::case_deadlines(self, scope, case).await
+    }
+
+    async fn refer(
+        &self,
+        actor: Actor,
+        scope: Scope,
+        case: CaseId,
+        to: OrgId,
+        consent: Text,
+    ) -> Result<Referral> {
+        access::refer(self, actor, scope, case, to, consent).await
+    }
+
+    async fn answer_referral(
+        &self,
+        actor: Actor,
+        scope: Scope,
+        id: ReferralId,
+        accept: bool,
+    ) -> Result<Referral> {
+        access::answer_referral(self, actor, scope, id, accept).await
+    }
+
+    async fn referrals(&self, scope: Scope) -> Result<Vec<Referral>> {
+        access::referrals(self, scope).await
+    }
+
     async fn create_case(&self, actor: Actor, new: NewCase) -> Result<Case> {
         self.ensure_org(new.organisation_id).await?;
-        let mut rows = RowBatch::default();
-        let mut events = Vec::new();
-        let (case, _) = self.stage_case(actor, &new, &mut rows, &mut events)?;
-        self.writer
-            .write(Op::Insert {
-                what: "case",
-                rows,
-                events,
+        let (case, _) = self
+            .insert_new_case("case", |rows, events| {
+                self.stage_case(actor, &new, rows, events)
             })
             .await?;
         Ok(case)
@@ -893,38 +1151,10 @@ impl Store for SqlStore {
         programme: ProgrammeId,
     ) -> Result<(Case, Application)> {
         self.ensure_org(new.organisation_id).await?;
-        let mut rows = RowBatch::default();
-        let mut events = Vec::new();
-        let (case, _) = self.stage_case(actor, &new, &mut rows, &mut events)?;
-        let app = self.stage_application(
-            actor,
-            &case,
-            &programme,
-            ApplicationState::Submitted,
-            &mut rows,
-            &mut events,
-        )?;
-        // One change, one event: `case_submitted` carries both the case's and the
-        // application's metadata (and the case's encrypted body).
-        if let (Some(app_event), Some(case_event)) = (events.pop(), events.first_mut()) {
-            case_event.kind = EventKind::CaseSubmitted.as_str();
-            case_event
-                .meta
-                .insert("application_id".into(), app.id.to_string().into());
-            for key in ["programme", "state"] {
-                if let Some(v) = app_event.meta.get(key) {
-                    case_event.meta.insert(key.into(), v.clone());
-                }
-            }
-        }
-        self.writer
-            .write(Op::Insert {
-                what: "case",
-                rows,
-                events,
-            })
-            .await?;
-        Ok((case, app))
+        self.insert_new_case("case", |rows, events| {
+            self.stage_submission(actor, &new, &programme, rows, events)
+        })
+        .await
     }
 
     async fn case(&self, scope: Scope, key: &CaseKey) -> Result<Case> {
@@ -941,8 +1171,28 @@ impl Store for SqlStore {
             .cases(scope.org(), after.map(|a| a.0), i64::from(limit))
             .await?
             .into_iter()
-            .map(|r| self.summary(r))
+            .map(|r| self.summary(&r))
             .collect()
+    }
+
+    async fn case_summary(&self, scope: Scope, case: CaseId) -> Result<CaseSummary> {
+        let not_found = || StoreError::NotFound {
+            what: "case",
+            id: case.to_string(),
+        };
+        let row = self
+            .backend
+            .cases_by_ids(&[case.0])
+            .await?
+            .pop()
+            .ok_or_else(not_found)?;
+        match self
+            .access(scope, row.case.organisation_id, row.case.id)
+            .await?
+        {
+            Some(_) => self.summary(&row),
+            None => Err(not_found()),
+        }
     }
 
     async fn find_cases(&self, scope: Scope, lookup: &Lookup) -> Result<Vec<CaseSummary>> {
@@ -976,7 +1226,7 @@ impl Store for SqlStore {
                 .into_iter()
                 .filter(|r| persons.contains(&r.case.person_id))
             {
-                out.push(self.summary(r)?);
+                out.push(self.summary(&r)?);
             }
         }
         Ok(out)
@@ -1040,7 +1290,7 @@ impl Store for SqlStore {
             &json(&serde_json::json!({ "facts": facts }))?,
         )?);
         let op = Op::UpdateFacts {
-            scope,
+            scope: write_scope(current.organisation_id.0),
             case_id: case.0,
             expected: expected_version,
             facts_ct,
@@ -1118,6 +1368,8 @@ impl Store for SqlStore {
         expected_version: Option<u64>,
         mv: Move,
     ) -> Result<Application> {
+        // The applicant may only withdraw: refused before anything is read or written.
+        mv.check_actor(actor)?;
         let row = self.application_row(scope, id).await?;
         let now = self.clock.now();
         let mut mv = mv;
@@ -1163,7 +1415,7 @@ impl Store for SqlStore {
             return Err(StoreError::Erased(row.case_id.to_string()));
         }
         let op = Op::MoveApplication {
-            scope,
+            scope: write_scope(row.organisation_id),
             application_id: id.0,
             expected: expected_version,
             mv: mv.clone(),
@@ -1192,13 +1444,7 @@ impl Store for SqlStore {
     async fn case_events(&self, scope: Scope, case: CaseId) -> Result<Vec<Event>> {
         let row = self.case_row(scope, &CaseKey::Id(case)).await?;
         let mut subjects = vec![row.id];
-        subjects.extend(
-            self.backend
-                .applications_of_case(row.id)
-                .await?
-                .into_iter()
-                .map(|a| a.id),
-        );
+        subjects.extend(self.backend.case_records(row.id).await?);
         self.backend
             .events_about(&subjects)
             .await?

@@ -56,6 +56,33 @@ pub(crate) enum Op {
         decision: Option<(String, Vec<u8>, String, i64)>,
         event: PendingEvent,
     },
+    /// Mark a deadline done, unless it already is.
+    CompleteDeadline {
+        scope: Scope,
+        deadline_id: Uuid,
+        event: PendingEvent,
+    },
+    /// Accept or decline a pending referral; only its receiving organisation may. The events
+    /// (one per chain concerned) are written as they are.
+    AnswerReferral {
+        to_org: Uuid,
+        referral_id: Uuid,
+        accept: bool,
+        events: Vec<PendingEvent>,
+    },
+    /// Change a staff user (password, second factor, disabled), bumping its version.
+    UpdateUser {
+        scope: Scope,
+        user_id: Uuid,
+        change: UserChange,
+        event: PendingEvent,
+    },
+    /// Revoke an API token, unless it already is.
+    RevokeToken {
+        scope: Scope,
+        token_hash: Vec<u8>,
+        event: PendingEvent,
+    },
     /// Only an event (e.g. an identity read).
     Append { event: PendingEvent },
     /// Copy up to `limit` persons' pending blind indexes into `person_lookup`, sorted, so that
@@ -225,6 +252,28 @@ struct Group {
     heads: HashMap<Uuid, (i64, ChainHash)>,
     cases: HashMap<Uuid, (Uuid, i64)>,
     applications: HashMap<Uuid, (Uuid, ApplicationState, i64)>,
+    deadlines: HashMap<Uuid, (Uuid, bool, i64)>,
+    referrals: HashMap<Uuid, (Uuid, Uuid, String, i64)>,
+    users: HashMap<Uuid, (Uuid, i64)>,
+    tokens: HashMap<Vec<u8>, (Uuid, Uuid, bool)>,
+}
+
+fn not_found(what: &'static str, id: impl ToString) -> Result<Outcome> {
+    Err(StoreError::NotFound {
+        what,
+        id: id.to_string(),
+    })
+}
+
+/// How an API token is named in messages and events: the first 8 hex digits of its hash
+/// (the hash of a random secret reveals nothing of it).
+pub(crate) fn token_ref(token_hash: &[u8]) -> String {
+    hex::encode(token_hash.get(..4).unwrap_or_default())
+}
+
+fn next_version(v: i64) -> (u64, i64) {
+    let next = u64::try_from(v).unwrap_or(0) + 1;
+    (next, i64::try_from(next).unwrap_or(i64::MAX))
 }
 
 impl Group {
@@ -233,14 +282,7 @@ impl Group {
     async fn plan(&mut self, c: &mut dyn WriteConn, op: &Op) -> Result<Result<Outcome>> {
         match op {
             Op::Insert { rows, events, .. } => {
-                let b = &mut self.rows;
-                b.meta.extend(rows.meta.iter().cloned());
-                b.orgs.extend(rows.orgs.iter().cloned());
-                b.users.extend(rows.users.iter().cloned());
-                b.persons.extend(rows.persons.iter().cloned());
-                b.lookups.extend(rows.lookups.iter().cloned());
-                b.cases.extend(rows.cases.iter().cloned());
-                b.applications.extend(rows.applications.iter().cloned());
+                self.rows.extend_inserts(rows);
                 for e in events {
                     self.append(c, e.clone()).await?;
                 }
@@ -281,15 +323,9 @@ impl Group {
                     version: next_i,
                     updated_at: self.at,
                 });
-                let mut ev = event.clone();
-                ev.organisation_id = org;
-                ev.meta.insert("version".into(), next.into());
-                self.append(c, ev).await?;
-                Ok(Ok(Outcome::Updated {
-                    version: next,
-                    at: self.at,
-                    from: None,
-                }))
+                self.append_update(c, event.clone(), org, next, None)
+                    .await
+                    .map(Ok)
             }
             Op::MoveApplication {
                 scope,
@@ -343,16 +379,143 @@ impl Group {
                     updated_at: self.at,
                 });
                 let mut ev = event.clone();
-                ev.organisation_id = org;
                 ev.meta.insert("from".into(), from.as_str().into());
                 ev.meta.insert("to".into(), mv.to.as_str().into());
-                ev.meta.insert("version".into(), next.into());
-                self.append(c, ev).await?;
+                self.append_update(c, ev, org, next, Some(from))
+                    .await
+                    .map(Ok)
+            }
+            Op::CompleteDeadline {
+                scope,
+                deadline_id,
+                event,
+            } => {
+                let current = match self.deadlines.get(deadline_id) {
+                    Some(v) => Some(*v),
+                    None => c.deadline_state(*deadline_id).await?,
+                };
+                let Some((org, done, version)) = current.filter(|(org, ..)| scope.allows(*org))
+                else {
+                    return Ok(not_found("deadline", deadline_id));
+                };
+                if done {
+                    return Ok(Err(StoreError::AlreadyDone {
+                        what: "deadline",
+                        id: deadline_id.to_string(),
+                        state: "done",
+                    }));
+                }
+                let (next, next_i) = next_version(version);
+                self.deadlines.insert(*deadline_id, (org, true, next_i));
+                self.rows.deadline_updates.push(DeadlineUpdate {
+                    id: *deadline_id,
+                    done_at: self.at,
+                    version: next_i,
+                });
+                self.append_update(c, event.clone(), org, next, None)
+                    .await
+                    .map(Ok)
+            }
+            Op::AnswerReferral {
+                to_org,
+                referral_id,
+                accept,
+                events,
+            } => {
+                let current = match self.referrals.get(referral_id) {
+                    Some(v) => Some(v.clone()),
+                    None => c.referral_state(*referral_id).await?,
+                };
+                let Some((from, to, state, version)) = current.filter(|(_, to, ..)| to == to_org)
+                else {
+                    return Ok(not_found("referral", referral_id));
+                };
+                if state != "pending" {
+                    return Ok(Err(StoreError::AlreadyDone {
+                        what: "referral",
+                        id: referral_id.to_string(),
+                        state: if state == "accepted" {
+                            "accepted"
+                        } else {
+                            "declined"
+                        },
+                    }));
+                }
+                let (next, next_i) = next_version(version);
+                let new_state = if *accept { "accepted" } else { "declined" };
+                self.referrals
+                    .insert(*referral_id, (from, to, new_state.to_owned(), next_i));
+                self.rows.referral_updates.push(ReferralUpdate {
+                    id: *referral_id,
+                    state: new_state.to_owned(),
+                    answered_at: self.at,
+                    version: next_i,
+                });
+                for e in events {
+                    let mut ev = e.clone();
+                    ev.meta.insert("version".into(), next.into());
+                    self.append(c, ev).await?;
+                }
                 Ok(Ok(Outcome::Updated {
                     version: next,
                     at: self.at,
-                    from: Some(from),
+                    from: None,
                 }))
+            }
+            Op::UpdateUser {
+                scope,
+                user_id,
+                change,
+                event,
+            } => {
+                let current = match self.users.get(user_id) {
+                    Some(v) => Some(*v),
+                    None => c.user_state(*user_id).await?,
+                };
+                let Some((org, version)) = current.filter(|(org, _)| scope.allows(*org)) else {
+                    return Ok(not_found("user", user_id));
+                };
+                let (next, next_i) = next_version(version);
+                self.users.insert(*user_id, (org, next_i));
+                self.rows.user_updates.push(UserUpdate {
+                    id: *user_id,
+                    version: next_i,
+                    change: change.clone(),
+                });
+                self.append_update(c, event.clone(), org, next, None)
+                    .await
+                    .map(Ok)
+            }
+            Op::RevokeToken {
+                scope,
+                token_hash,
+                event,
+            } => {
+                let current = match self.tokens.get(token_hash) {
+                    Some(v) => Some(*v),
+                    None => c.token_state(token_hash).await?,
+                };
+                let Some((org, user, revoked)) = current.filter(|(org, ..)| scope.allows(*org))
+                else {
+                    return Ok(not_found("API token", token_ref(token_hash)));
+                };
+                if revoked {
+                    return Ok(Err(StoreError::AlreadyDone {
+                        what: "API token",
+                        id: token_ref(token_hash),
+                        state: "revoked",
+                    }));
+                }
+                self.tokens.insert(token_hash.clone(), (org, user, true));
+                self.rows.token_revocations.push(TokenRevocation {
+                    token_hash: token_hash.clone(),
+                    revoked_at: self.at,
+                });
+                let mut ev = event.clone();
+                ev.organisation_id = org;
+                ev.subject = user;
+                self.append(c, ev).await?;
+                Ok(Ok(Outcome::Written { at: self.at }))
             }
             Op::Append { event } => {
                 self.append(c, event.clone()).await?;
@@ -378,6 +541,26 @@ impl Group {
                 }))
             }
         }
+    }
+
+    /// Append `event` to `org`'s chain with the record's new `version` in its meta, and report
+    /// the record updated.
+    async fn append_update(
+        &mut self,
+        c: &mut dyn WriteConn,
+        mut event: PendingEvent,
+        org: Uuid,
+        version: u64,
+        from: Option<ApplicationState>,
+    ) -> Result<Outcome> {
+        event.organisation_id = org;
+        event.meta.insert("version".into(), version.into());
+        self.append(c, event).await?;
+        Ok(Outcome::Updated {
+            version,
+            at: self.at,
+            from,
+        })
     }
 
     /// Give an event its place in its organisation's chain.

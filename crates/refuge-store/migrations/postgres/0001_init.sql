@@ -24,7 +24,9 @@ CREATE TABLE users (
     roles           TEXT NOT NULL,
     disabled        BIGINT NOT NULL DEFAULT 0,
     version         BIGINT NOT NULL,
-    created_at      BIGINT NOT NULL
+    created_at      BIGINT NOT NULL,
+    password_ct     BYTEA,
+    totp_ct         BYTEA
 );
 CREATE INDEX users_org ON users(organisation_id);
 
@@ -76,7 +78,77 @@ CREATE TABLE applications (
     updated_at      BIGINT NOT NULL
 );
 CREATE INDEX applications_case ON applications(case_id);
-CREATE INDEX applications_queue ON applications(organisation_id, programme, state);
+CREATE INDEX applications_queue ON applications(organisation_id, programme, state, id);
+CREATE INDEX applications_state ON applications(organisation_id, state, id);
+
+CREATE TABLE applicant_access (
+    codename_bidx   BYTEA PRIMARY KEY,
+    case_id         UUID NOT NULL,
+    organisation_id UUID NOT NULL,
+    created_at      BIGINT NOT NULL
+);
+
+CREATE TABLE evidence (
+    id              UUID PRIMARY KEY,
+    organisation_id UUID NOT NULL,
+    case_id         UUID NOT NULL,
+    meta_ct         BYTEA NOT NULL,
+    content_ct      BYTEA NOT NULL,
+    size            BIGINT NOT NULL,
+    created_at      BIGINT NOT NULL
+);
+CREATE INDEX evidence_case ON evidence(case_id, id);
+
+CREATE TABLE messages (
+    id              UUID PRIMARY KEY,
+    organisation_id UUID NOT NULL,
+    case_id         UUID NOT NULL,
+    kind            TEXT NOT NULL,
+    author          TEXT NOT NULL,
+    body_ct         BYTEA NOT NULL,
+    created_at      BIGINT NOT NULL
+);
+CREATE INDEX messages_case ON messages(case_id, id);
+
+CREATE TABLE deadlines (
+    id              UUID PRIMARY KEY,
+    organisation_id UUID NOT NULL,
+    case_id         UUID NOT NULL,
+    kind            TEXT NOT NULL,
+    due_on          TEXT NOT NULL,
+    note_ct         BYTEA,
+    done_at         BIGINT,
+    version         BIGINT NOT NULL,
+    created_at      BIGINT NOT NULL
+);
+CREATE INDEX deadlines_case ON deadlines(case_id);
+CREATE INDEX deadlines_due ON deadlines(organisation_id, due_on);
+
+CREATE TABLE referrals (
+    id              UUID PRIMARY KEY,
+    case_id         UUID NOT NULL,
+    from_org        UUID NOT NULL,
+    to_org          UUID NOT NULL,
+    state           TEXT NOT NULL,
+    consent_ct      BYTEA NOT NULL,
+    version         BIGINT NOT NULL,
+    created_at      BIGINT NOT NULL,
+    answered_at     BIGINT
+);
+CREATE UNIQUE INDEX referrals_open ON referrals(case_id, to_org) WHERE state <> 'declined';
+CREATE INDEX referrals_case ON referrals(case_id);
+CREATE INDEX referrals_to ON referrals(to_org, state, case_id);
+CREATE INDEX referrals_from ON referrals(from_org);
+
+CREATE TABLE api_tokens (
+    token_hash      BYTEA PRIMARY KEY,
+    user_id         UUID NOT NULL,
+    organisation_id UUID NOT NULL,
+    label_ct        BYTEA NOT NULL,
+    created_at      BIGINT NOT NULL,
+    revoked_at      BIGINT
+);
+CREATE INDEX api_tokens_user ON api_tokens(user_id);
 
 CREATE TABLE events (
     organisation_id UUID NOT NULL,

@@ -24,7 +24,10 @@ CREATE TABLE users (
     roles           TEXT NOT NULL,
     disabled        INTEGER NOT NULL DEFAULT 0,
     version         INTEGER NOT NULL,
-    created_at      INTEGER NOT NULL
+    created_at      INTEGER NOT NULL,
+    -- the Argon2id PHC string and the TOTP secret, sealed with the user's data key
+    password_ct     BLOB,
+    totp_ct         BLOB
 ) STRICT;
 CREATE INDEX users_org ON users(organisation_id);
 
@@ -78,7 +81,87 @@ CREATE TABLE applications (
     updated_at      INTEGER NOT NULL
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX applications_case ON applications(case_id);
-CREATE INDEX applications_queue ON applications(organisation_id, programme, state);
+-- The queue: one index range per state, in id (creation) order, with and without a programme.
+CREATE INDEX applications_queue ON applications(organisation_id, programme, state, id);
+CREATE INDEX applications_state ON applications(organisation_id, state, id);
+
+-- The keyed hash (blind index, domain "applicant.codename") of the codename that lets an
+-- applicant reach their case; never the codename itself.
+CREATE TABLE applicant_access (
+    codename_bidx   BLOB PRIMARY KEY,
+    case_id         BLOB NOT NULL,
+    organisation_id BLOB NOT NULL,
+    created_at      INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+
+-- Uploaded files: name, media type and uploader in meta_ct, the bytes in content_ct, both
+-- sealed with the person's data key. Rowid tables keep large rows out of the key B-tree.
+CREATE TABLE evidence (
+    id              BLOB PRIMARY KEY,
+    organisation_id BLOB NOT NULL,
+    case_id         BLOB NOT NULL,
+    meta_ct         BLOB NOT NULL,
+    content_ct      BLOB NOT NULL,
+    size            INTEGER NOT NULL,
+    created_at      INTEGER NOT NULL
+) STRICT;
+CREATE INDEX evidence_case ON evidence(case_id, id);
+
+CREATE TABLE messages (
+    id              BLOB PRIMARY KEY,
+    organisation_id BLOB NOT NULL,
+    case_id         BLOB NOT NULL,
+    kind            TEXT NOT NULL,
+    author          TEXT NOT NULL,
+    body_ct         BLOB NOT NULL,
+    created_at      INTEGER NOT NULL
+) STRICT;
+CREATE INDEX messages_case ON messages(case_id, id);
+
+-- due_on is an ISO date (YYYY-MM-DD): operational, so that due deadlines can be listed.
+CREATE TABLE deadlines (
+    id              BLOB PRIMARY KEY,
+    organisation_id BLOB NOT NULL,
+    case_id         BLOB NOT NULL,
+    kind            TEXT NOT NULL,
+    due_on          TEXT NOT NULL,
+    note_ct         BLOB,
+    done_at         INTEGER,
+    version         INTEGER NOT NULL,
+    created_at      INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+CREATE INDEX deadlines_case ON deadlines(case_id);
+CREATE INDEX deadlines_due ON deadlines(organisation_id, due_on);
+
+-- from_org holds the case (and is the distribution column); to_org receives it.
+CREATE TABLE referrals (
+    id              BLOB PRIMARY KEY,
+    case_id         BLOB NOT NULL,
+    from_org        BLOB NOT NULL,
+    to_org          BLOB NOT NULL,
+    state           TEXT NOT NULL,
+    consent_ct      BLOB NOT NULL,
+    version         INTEGER NOT NULL,
+    created_at      INTEGER NOT NULL,
+    answered_at     INTEGER
+) STRICT, WITHOUT ROWID;
+-- At most one referral of a case to an organisation that is not declined: the access check
+-- reads it by (case_id, to_org).
+CREATE UNIQUE INDEX referrals_open ON referrals(case_id, to_org) WHERE state <> 'declined';
+CREATE INDEX referrals_case ON referrals(case_id);
+CREATE INDEX referrals_to ON referrals(to_org, state, case_id);
+CREATE INDEX referrals_from ON referrals(from_org);
+
+-- SHA-256 of each API token (never the token); the label sealed with the user's data key.
+CREATE TABLE api_tokens (
+    token_hash      BLOB PRIMARY KEY,
+    user_id         BLOB NOT NULL,
+    organisation_id BLOB NOT NULL,
+    label_ct        BLOB NOT NULL,
+    created_at      INTEGER NOT NULL,
+    revoked_at      INTEGER
+) STRICT, WITHOUT ROWID;
+CREATE INDEX api_tokens_user ON api_tokens(user_id);
 
 -- A rowid table, so that large rows stay in their page instead of spilling into overflow pages;
 -- (organisation_id, seq) is still unique and appended in order.
