@@ -85,6 +85,16 @@ pub enum Command {
     Backup(BackupArgs),
     /// Restore a backup into an empty database (SQLite or PostgreSQL).
     Restore(RestoreArgs),
+    /// Serve the applicant portal, the staff workspace and the JSON API.
+    Serve(crate::serve::ServeArgs),
+    /// API tokens of staff users for the JSON API: issue (shown once), list, revoke.
+    #[command(subcommand)]
+    Token(crate::token_cmd::TokenCmd),
+    /// Print the current sign-in code of a demo staff user (demo instances only).
+    DemoCode {
+        /// The demo user's login.
+        login: String,
+    },
 }
 
 #[derive(Args, Debug)]

@@ -18,6 +18,154 @@ const DEMO: &str = include_str!("../demo/personas.json");
 struct Demo {
     organisations: Vec<DemoOrg>,
     personas: Vec<Persona>,
+    staff: Vec<DemoStaff>,
+    intake: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+struct DemoStaff {
+    org: String,
+    login: String,
+    name: String,
+    roles: Vec<refuge_core::org::Role>,
+}
+
+/// A demo staff user's credentials, printed so that a newcomer can sign in. Kept in
+/// `DATA/demo-credentials.json` (owner-only): a demo instance only.
+#[derive(serde::Serialize, Deserialize, Clone, Debug)]
+pub struct Credential {
+    /// Login.
+    pub login: String,
+    /// Display name.
+    pub name: String,
+    /// Organisation name.
+    pub organisation: String,
+    /// Password.
+    pub password: String,
+    /// TOTP secret (base32), for an authenticator app.
+    pub totp_base32: String,
+    /// The raw TOTP secret, hex.
+    pub totp_hex: String,
+}
+
+/// The file demo credentials are kept in.
+pub fn credentials_path(data: &std::path::Path) -> std::path::PathBuf {
+    data.join("demo-credentials.json")
+}
+
+/// Create the demo staff users (once): random passwords and TOTP secrets, written to
+/// `DATA/demo-credentials.json`. Returns the credentials (read back if they exist).
+pub async fn load_staff(
+    store: &SqlStore,
+    data: &std::path::Path,
+    entropy: &dyn refuge_crypto::Entropy,
+) -> anyhow::Result<Vec<Credential>> {
+    let path = credentials_path(data);
+    if path.exists() {
+        let text = std::fs::read_to_string(&path)?;
+        return Ok(serde_json::from_str(&text)?);
+    }
+    let d = demo()?;
+    let orgs = store.organisations().await?;
+    let mut out = Vec::new();
+    for s in &d.staff {
+        let org_name = &d
+            .organisations
+            .iter()
+            .find(|o| o.key == s.org)
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "demo staff {} names unknown organisation {}",
+                    s.login,
+                    s.org
+                )
+            })?
+            .name;
+        let org = orgs
+            .iter()
+            .find(|o| o.name.as_str() == org_name)
+            .ok_or_else(|| anyhow::anyhow!("demo organisation {org_name} is not loaded"))?;
+        let user = store
+            .create_user(
+                Actor::Operator,
+                org.id,
+                s.login.parse()?,
+                s.name.parse()?,
+                s.roles.clone(),
+            )
+            .await?;
+        let mut raw = [0u8; 12];
+        entropy.fill(&mut raw)?;
+        let password = format!("demo-{}", hex_lower(&raw));
+        let phc = refuge_crypto::hash_password(
+            &refuge_crypto::SecretString::new(password.clone()),
+            refuge_crypto::PASSWORD_PARAMS,
+            entropy,
+        )?;
+        store.set_password(Actor::Operator, user.id, phc).await?;
+        let mut totp = vec![0u8; 20];
+        entropy.fill(&mut totp)?;
+        store
+            .set_totp(
+                Actor::Operator,
+                user.id,
+                Some(refuge_store::SecretBytes::new(totp.clone())),
+            )
+            .await?;
+        out.push(Credential {
+            login: s.login.clone(),
+            name: s.name.clone(),
+            organisation: org_name.clone(),
+            password,
+            totp_base32: refuge_web::totp::base32(&totp),
+            totp_hex: hex_lower(&totp),
+        });
+    }
+    write_private(&path, &serde_json::to_string_pretty(&out)?)?;
+    Ok(out)
+}
+
+fn hex_lower(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    let mut f = o.open(path)?;
+    f.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+/// Which demo organisation receives portal applications to each programme.
+pub async fn intake(
+    store: &SqlStore,
+) -> anyhow::Result<
+    std::collections::BTreeMap<refuge_core::application::ProgrammeId, refuge_core::ids::OrgId>,
+> {
+    let d = demo()?;
+    let orgs = store.organisations().await?;
+    let mut out = std::collections::BTreeMap::new();
+    for (programme, key) in &d.intake {
+        let Some(name) = d
+            .organisations
+            .iter()
+            .find(|o| &o.key == key)
+            .map(|o| &o.name)
+        else {
+            anyhow::bail!("demo intake names unknown organisation {key}");
+        };
+        if let Some(org) = orgs.iter().find(|o| o.name.as_str() == name) {
+            out.insert(programme.parse()?, org.id);
+        }
+    }
+    Ok(out)
 }
 
 #[derive(Deserialize)]
@@ -37,6 +185,15 @@ struct Persona {
     #[serde(default)]
     relative_dates: HashMap<String, i64>,
     applications: Vec<DemoApplication>,
+    #[serde(default)]
+    deadlines: Vec<DemoDeadline>,
+}
+
+#[derive(Deserialize)]
+struct DemoDeadline {
+    kind: refuge_core::case::DeadlineKind,
+    in_days: i64,
+    note: String,
 }
 
 #[derive(Deserialize)]
@@ -130,6 +287,21 @@ pub async fn load(store: &SqlStore, today: Date) -> anyhow::Result<Vec<CaseSumma
                 },
             )
             .await?;
+        for dl in &p.deadlines {
+            let due = today
+                .checked_add(time::Duration::days(dl.in_days))
+                .unwrap_or(today);
+            store
+                .set_deadline(
+                    Actor::Operator,
+                    Scope::Instance,
+                    case.id,
+                    dl.kind,
+                    due,
+                    Some(dl.note.parse()?),
+                )
+                .await?;
+        }
         for a in p.applications {
             let app = store
                 .create_application(Actor::Operator, Scope::Instance, case.id, a.programme)
@@ -166,6 +338,26 @@ mod tests {
             let facts: Facts =
                 serde_json::from_value(serde_json::Value::Object(p.facts.clone())).unwrap();
             assert!(facts.nationality.is_some());
+        }
+        for s in &d.staff {
+            assert!(
+                d.organisations.iter().any(|o| o.key == s.org),
+                "{}",
+                s.login
+            );
+            assert!(
+                s.login.parse::<refuge_core::org::Login>().is_ok(),
+                "{}",
+                s.login
+            );
+        }
+        for (programme, org) in &d.intake {
+            assert!(
+                programme
+                    .parse::<refuge_core::application::ProgrammeId>()
+                    .is_ok()
+            );
+            assert!(d.organisations.iter().any(|o| &o.key == org), "{org}");
         }
     }
 

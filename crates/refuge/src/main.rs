@@ -9,7 +9,9 @@ mod demo;
 mod input;
 mod output;
 mod rules_cmd;
+mod serve;
 mod synth_cmd;
+mod token_cmd;
 
 use anyhow::Context;
 use clap::Parser;
@@ -178,6 +180,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Backup(a) => backup(&ctx, &out, &a.out).await,
         Command::Restore(a) => restore(&ctx, &out, &a.file).await,
+        Command::Serve(a) => serve::run(&ctx, &cli.programmes, a, cli.format).await,
+        Command::DemoCode { login } => serve::demo_code(&ctx, &login),
+        Command::Token(c) => token_cmd::run(&ctx, c, cli.format).await,
     }
 }
 

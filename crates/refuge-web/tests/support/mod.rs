@@ -1,0 +1,3 @@
+pub mod http;
+pub mod server;
+pub mod webdriver;
