@@ -1595,6 +1595,18 @@ async fn backup_restores_on_both_backends(env: Env) {
                 .as_str(),
             "Restored notes stay sealed."
         );
+        // The queue's totals are derived, not backed up: the restore rebuilds them.
+        for scope in [mine, Scope::Instance, Scope::Organisation(embassy.id)] {
+            assert_eq!(
+                store
+                    .count_queue(scope, &QueueFilter::default())
+                    .await
+                    .unwrap(),
+                s.count_queue(scope, &QueueFilter::default()).await.unwrap(),
+                "queue total of {scope:?} after restore into {}",
+                store.backend_name()
+            );
+        }
         let deadlines = store.case_deadlines(mine, case.id).await.unwrap();
         assert!(deadlines[0].is_done() && deadlines[0].note.is_some());
         assert_eq!(store.referrals(mine).await.unwrap(), vec![referral.clone()]);
@@ -2942,7 +2954,10 @@ async fn queue_pages_in_id_order(env: Env) {
         30
     );
     let first_made = all.iter().find(|i| i.application.id == apps[0].id).unwrap();
-    assert_eq!(first_made.case.pseudonym.as_ref().unwrap().as_str(), "Sasha");
+    assert_eq!(
+        first_made.case.pseudonym.as_ref().unwrap().as_str(),
+        "Sasha"
+    );
     assert_eq!(first_made.case.id, apps[0].case_id);
 
     let submitted = QueueFilter {
