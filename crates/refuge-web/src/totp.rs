@@ -2,6 +2,10 @@
 //! authenticator app computes them.
 
 use hmac::{Hmac, KeyInit, Mac};
+use refuge_core::event::Actor;
+use refuge_core::ids::UserId;
+use refuge_crypto::{Entropy, SecretString};
+use refuge_store::{SecretBytes, Store, StoreError};
 use sha1::Sha1;
 
 /// Seconds per step.
@@ -90,6 +94,29 @@ pub fn uri(secret: &[u8], issuer: &str, account: &str) -> String {
         base32(secret),
         enc(issuer)
     )
+}
+
+/// Bytes in a new TOTP secret (160 bits, what RFC 4226 recommends).
+pub const SECRET_BYTES: usize = 20;
+
+/// Give a staff user a password (hashed here with Argon2id; the store keeps only the hash,
+/// sealed) and a new random TOTP secret, which is returned to be shown once. Used when an
+/// administrator creates a user, and by the demo data and the benchmark.
+pub async fn enrol(
+    store: &dyn Store,
+    entropy: &dyn Entropy,
+    actor: Actor,
+    user: UserId,
+    password: &SecretString,
+) -> Result<SecretBytes, StoreError> {
+    let phc = refuge_crypto::hash_password(password, refuge_crypto::PASSWORD_PARAMS, entropy)?;
+    store.set_password(actor, user, phc).await?;
+    let mut secret = vec![0u8; SECRET_BYTES];
+    entropy.fill(&mut secret)?;
+    store
+        .set_totp(actor, user, Some(SecretBytes::new(secret.clone())))
+        .await?;
+    Ok(SecretBytes::new(secret))
 }
 
 #[cfg(test)]

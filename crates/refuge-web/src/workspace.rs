@@ -19,7 +19,7 @@ use refuge_core::ids::{DeadlineId, OrgId, ReferralId, UserId};
 use refuge_core::org::{Login, Role};
 use refuge_core::text::Label;
 use refuge_crypto::SecretString;
-use refuge_store::{ReferralState, Scope, SecretBytes};
+use refuge_store::{ReferralState, Scope};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -525,22 +525,16 @@ async fn admin_create_user(
         .fill(&mut raw)
         .map_err(|_| WebError::internal())?;
     let password = crate::totp::base32(&raw).to_lowercase();
-    let phc = refuge_crypto::hash_password(
-        &SecretString::new(password.clone()),
-        refuge_crypto::PASSWORD_PARAMS,
+    let secret = crate::totp::enrol(
+        st.store.as_ref(),
         st.entropy.as_ref(),
+        actor,
+        new.id,
+        &SecretString::new(password.clone()),
     )
-    .map_err(|_| WebError::internal())?;
-    st.store.set_password(actor, new.id, phc).await?;
-    let mut secret = vec![0u8; 20];
-    st.entropy
-        .fill(&mut secret)
-        .map_err(|_| WebError::internal())?;
-    let uri = crate::totp::uri(&secret, "refuge", login.as_str());
-    let b32 = crate::totp::base32(&secret);
-    st.store
-        .set_totp(actor, new.id, Some(SecretBytes::new(secret)))
-        .await?;
+    .await?;
+    let uri = crate::totp::uri(secret.expose(), "refuge", login.as_str());
+    let b32 = crate::totp::base32(secret.expose());
     tracing::info!(user = %new.id, "staff user created");
     render_admin(
         &st,

@@ -97,28 +97,22 @@ pub async fn load_staff(
         let mut raw = [0u8; 12];
         entropy.fill(&mut raw)?;
         let password = format!("demo-{}", hex_lower(&raw));
-        let phc = refuge_crypto::hash_password(
-            &refuge_crypto::SecretString::new(password.clone()),
-            refuge_crypto::PASSWORD_PARAMS,
+        let totp = refuge_web::totp::enrol(
+            store,
             entropy,
-        )?;
-        store.set_password(Actor::Operator, user.id, phc).await?;
-        let mut totp = vec![0u8; 20];
-        entropy.fill(&mut totp)?;
-        store
-            .set_totp(
-                Actor::Operator,
-                user.id,
-                Some(refuge_store::SecretBytes::new(totp.clone())),
-            )
-            .await?;
+            Actor::Operator,
+            user.id,
+            &refuge_crypto::SecretString::new(password.clone()),
+        )
+        .await?;
+        let totp = totp.expose();
         out.push(Credential {
             login: s.login.clone(),
             name: s.name.clone(),
             organisation: org_name.clone(),
             password,
-            totp_base32: refuge_web::totp::base32(&totp),
-            totp_hex: hex_lower(&totp),
+            totp_base32: refuge_web::totp::base32(totp),
+            totp_hex: hex_lower(totp),
         });
     }
     write_private(&path, &serde_json::to_string_pretty(&out)?)?;
