@@ -277,8 +277,42 @@ fn date(rng: &mut Rng, years: (u32, u32)) -> String {
     )
 }
 
+/// One synthetic intake as JSON, the way an import or the API receives it: the person, the facts
+/// keyed by fact name, and the programme it is submitted to.
+pub struct IntakeJson {
+    /// Pseudonym, names (Cyrillic and Latin), birth date, documents, contacts.
+    pub person: Value,
+    /// Facts keyed by fact name; some left unknown.
+    pub facts: Value,
+    /// A programme id.
+    pub programme: &'static str,
+}
+
 /// One synthetic intake: the new case and the programme it is submitted to.
 pub fn intake(rng: &mut Rng, org: OrgId) -> Result<(NewCase, ProgrammeId)> {
+    let IntakeJson {
+        person,
+        facts,
+        programme,
+    } = intake_json(rng);
+    let person: Person =
+        serde_json::from_value(person).context("synthetic person does not parse")?;
+    let facts: Facts = serde_json::from_value(facts).context("synthetic facts do not parse")?;
+    let programme: ProgrammeId = programme
+        .parse()
+        .context("synthetic programme id does not parse")?;
+    Ok((
+        NewCase {
+            organisation_id: org,
+            person,
+            facts,
+        },
+        programme,
+    ))
+}
+
+/// One synthetic intake as JSON (the same draws, in the same order, as [`intake`]).
+pub fn intake_json(rng: &mut Rng) -> IntakeJson {
     let nationality = *rng.weighted(&[("RU", 80u32), ("BY", 12), ("UA", 8)]);
     let names = match nationality {
         "BY" => &BY,
@@ -504,22 +538,11 @@ pub fn intake(rng: &mut Rng, org: OrgId) -> Result<(NewCase, ProgrammeId)> {
     }
     set("languages", json!(languages));
 
-    let person: Person =
-        serde_json::from_value(person).context("synthetic person does not parse")?;
-    let facts: Facts =
-        serde_json::from_value(Value::Object(facts)).context("synthetic facts do not parse")?;
-    let programme: ProgrammeId = rng
-        .weighted(PROGRAMMES)
-        .parse()
-        .context("synthetic programme id does not parse")?;
-    Ok((
-        NewCase {
-            organisation_id: org,
-            person,
-            facts,
-        },
-        programme,
-    ))
+    IntakeJson {
+        person,
+        facts: Value::Object(facts),
+        programme: rng.weighted::<&str>(PROGRAMMES),
+    }
 }
 
 /// `n` intakes for one writer, from `seed`.

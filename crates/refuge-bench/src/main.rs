@@ -5,9 +5,14 @@
 //! store acknowledges, and reports the durable submission rate and latency, next to the raw
 //! insert rate of the same database at the same durability, then checks that every
 //! acknowledged submission is there and the event log's hash chain is intact.
+//!
+//! `refuge-bench rules` measures the rules engine over a synthetic caseload, and
+//! `refuge-bench http` the web server in the same process over real connections: submissions
+//! through the API, and page latency with many cases stored.
 //! See README.md for what is measured and the JSON keys.
 
 mod data;
+mod http;
 mod raw;
 mod rules;
 
@@ -35,7 +40,7 @@ const DEFAULT_PG: &str = "postgres://postgres@127.0.0.1:5432/test";
 #[command(
     name = "refuge-bench",
     version,
-    about = "Measure the refuge store: durable intake rate and latency against the raw insert rate of the same database."
+    about = "Measure refuge: durable intake against the raw insert rate of the same database, the rules engine, and the web server under HTTP load."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -48,6 +53,8 @@ enum Command {
     Intake(IntakeArgs),
     /// The rules engine over a synthetic caseload: load, evaluation, one decision, simulate.
     Rules(rules::RulesArgs),
+    /// The web server under HTTP load: API submissions, and page latency over a large store.
+    Http(http::HttpArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -55,6 +62,28 @@ enum BackendChoice {
     Sqlite,
     Postgres,
     Both,
+}
+
+impl BackendChoice {
+    /// The name `--backend` takes.
+    fn name(self) -> &'static str {
+        match self {
+            BackendChoice::Sqlite => "sqlite",
+            BackendChoice::Postgres => "postgres",
+            BackendChoice::Both => "both",
+        }
+    }
+}
+
+/// The header's line about the machine, with `note` after it (may be empty).
+fn print_machine(note: &str) {
+    println!(
+        "machine: {} cores (available_parallelism), {}, {}/{}{note}",
+        cores(),
+        cpu_model(),
+        std::env::consts::OS,
+        std::env::consts::ARCH
+    );
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -153,24 +182,101 @@ impl Opts {
 // Measurement
 // ---------------------------------------------------------------------------------------------
 
-/// What the writers saw.
-#[derive(Default)]
-struct Measured {
+/// What a set of concurrent submitters saw: the intake writers (errors as text) and the HTTP
+/// connections (errors as answers).
+pub(crate) struct Tally<E> {
     /// Submissions acknowledged in the measured window.
-    measured: u64,
-    /// Latencies (µs) of the calls that completed in the measured window.
-    latencies_us: Vec<u32>,
+    pub(crate) measured: u64,
+    /// Latencies (µs) of the calls acknowledged in the measured window.
+    pub(crate) latencies_us: Vec<u32>,
     /// Submissions acknowledged over the whole run (warm-up and tail included).
-    acknowledged: u64,
+    pub(crate) acknowledged: u64,
     /// Failed calls over the whole run.
-    errors: u64,
+    pub(crate) errors: u64,
     /// Failed calls completing in the measured window.
-    errors_measured: u64,
+    pub(crate) errors_measured: u64,
     /// The first error seen.
-    first_error: Option<String>,
+    pub(crate) first_error: Option<E>,
     /// Length of the measured window, seconds.
-    window: f64,
+    pub(crate) window: f64,
 }
+
+impl<E> Default for Tally<E> {
+    fn default() -> Self {
+        Tally {
+            measured: 0,
+            latencies_us: Vec::new(),
+            acknowledged: 0,
+            errors: 0,
+            errors_measured: 0,
+            first_error: None,
+            window: 0.0,
+        }
+    }
+}
+
+impl<E> Tally<E> {
+    /// One submitter's tally, with room for its latencies.
+    pub(crate) fn for_one() -> Self {
+        Tally {
+            latencies_us: Vec::with_capacity(16_384),
+            ..Tally::default()
+        }
+    }
+
+    /// Record one call sent at `t0` that completed at `t1`; only calls completing inside
+    /// `window` (start, end) count towards the measured figures.
+    pub(crate) fn record(
+        &mut self,
+        t0: Instant,
+        t1: Instant,
+        window: (Instant, Instant),
+        outcome: std::result::Result<(), E>,
+    ) {
+        let in_window = t1 >= window.0 && t1 <= window.1;
+        match outcome {
+            Ok(()) => {
+                self.acknowledged += 1;
+                if in_window {
+                    self.measured += 1;
+                    let us = (t1 - t0).as_micros();
+                    self.latencies_us
+                        .push(u32::try_from(us).unwrap_or(u32::MAX));
+                }
+            }
+            Err(e) => {
+                self.errors += 1;
+                if in_window {
+                    self.errors_measured += 1;
+                }
+                if self.first_error.is_none() {
+                    self.first_error = Some(e);
+                }
+            }
+        }
+    }
+
+    /// Add another submitter's tally to this one (latencies are sorted by [`Tally::close`]).
+    pub(crate) fn merge(&mut self, other: Tally<E>) {
+        self.measured += other.measured;
+        self.acknowledged += other.acknowledged;
+        self.errors += other.errors;
+        self.errors_measured += other.errors_measured;
+        self.latencies_us.extend(other.latencies_us);
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+    }
+
+    /// Sort the latencies and set the measured window's length.
+    pub(crate) fn close(&mut self, window: Duration) {
+        self.latencies_us.sort_unstable();
+        self.window = window.as_secs_f64();
+    }
+}
+
+/// What the intake writers saw.
+type Measured = Tally<String>;
 
 /// Run `pools.len()` writers against `store` for warm-up + run.
 async fn measure(
@@ -186,55 +292,24 @@ async fn measure(
     for pool in pools {
         let store = store.clone();
         set.spawn(async move {
-            let mut m = Measured {
-                latencies_us: Vec::with_capacity(16_384),
-                ..Measured::default()
-            };
+            let mut m = Measured::for_one();
             let mut i = 0usize;
             while Instant::now() < end {
                 let (new, programme) = pool[i % pool.len()].clone();
                 i += 1;
                 let t0 = Instant::now();
                 let r = store.submit(Actor::Operator, new, programme).await;
-                let t1 = Instant::now();
-                let in_window = t1 >= window_start && t1 <= end;
-                match r {
-                    Ok(_) => {
-                        m.acknowledged += 1;
-                        if in_window {
-                            m.measured += 1;
-                            let us = (t1 - t0).as_micros();
-                            m.latencies_us.push(u32::try_from(us).unwrap_or(u32::MAX));
-                        }
-                    }
-                    Err(e) => {
-                        m.errors += 1;
-                        if in_window {
-                            m.errors_measured += 1;
-                        }
-                        if m.first_error.is_none() {
-                            m.first_error = Some(e.to_string());
-                        }
-                    }
-                }
+                let outcome = r.map(|_| ()).map_err(|e| e.to_string());
+                m.record(t0, Instant::now(), (window_start, end), outcome);
             }
             m
         });
     }
     let mut total = Measured::default();
     while let Some(r) = set.join_next().await {
-        let m = r.context("a writer task failed")?;
-        total.measured += m.measured;
-        total.acknowledged += m.acknowledged;
-        total.errors += m.errors;
-        total.errors_measured += m.errors_measured;
-        total.latencies_us.extend(m.latencies_us);
-        if total.first_error.is_none() {
-            total.first_error = m.first_error;
-        }
+        total.merge(r.context("a writer task failed")?);
     }
-    total.latencies_us.sort_unstable();
-    total.window = run.as_secs_f64();
+    total.close(run);
     Ok(total)
 }
 
@@ -408,7 +483,16 @@ async fn generate(opts: &Opts, org: OrgId) -> Result<Vec<Vec<(NewCase, Programme
 // ---------------------------------------------------------------------------------------------
 
 async fn run_sqlite(opts: &Opts) -> Result<Report> {
-    let (_tmp, dir) = match &opts.data {
+    let (_tmp, dir) = sqlite_dir(opts.data.as_deref())?;
+    let file = dir.join("refuge.db");
+    let url = format!("sqlite://{}", file.display());
+    bench_backend(opts, &url, file.display().to_string()).await
+}
+
+/// The directory for a SQLite `refuge.db`: `data` (created if missing; must not already hold
+/// one), or a temporary directory, removed when the returned guard drops.
+fn sqlite_dir(data: Option<&std::path::Path>) -> Result<(Option<tempfile::TempDir>, PathBuf)> {
+    match data {
         Some(d) => {
             std::fs::create_dir_all(d)
                 .with_context(|| format!("cannot create --data {}", d.display()))?;
@@ -421,17 +505,14 @@ async fn run_sqlite(opts: &Opts) -> Result<Report> {
                     dir.display()
                 );
             }
-            (None, dir)
+            Ok((None, dir))
         }
         None => {
             let t = tempfile::tempdir().context("cannot create a temporary data directory")?;
             let dir = t.path().to_path_buf();
-            (Some(t), dir)
+            Ok((Some(t), dir))
         }
-    };
-    let file = dir.join("refuge.db");
-    let url = format!("sqlite://{}", file.display());
-    bench_backend(opts, &url, file.display().to_string()).await
+    }
 }
 
 /// `url` with its password hidden.
@@ -469,13 +550,31 @@ async fn admin_connect(url: &str) -> Result<PgConnection> {
     }
 }
 
-enum PgOutcome {
-    Ran(Box<Result<Report>>),
+/// What became of a run on PostgreSQL.
+enum PgOutcome<T> {
+    /// It ran (successfully or not).
+    Ran(Box<Result<T>>),
+    /// The server could not be reached: nothing ran.
     Unreachable(String),
 }
 
-async fn run_postgres(opts: &Opts) -> Result<PgOutcome> {
-    let admin_url = &opts.postgres_url;
+async fn run_postgres(opts: &Opts) -> Result<PgOutcome<Report>> {
+    in_fresh_database(
+        &opts.postgres_url,
+        "refuge_bench",
+        |url, location| async move { bench_backend(opts, &url, location).await },
+    )
+    .await
+}
+
+/// Create a fresh database `<prefix>_<random>` on the server of `admin_url`, run `f(url of the
+/// new database, that URL with the password hidden)` in it (stopping on Ctrl-C), and drop the
+/// database afterwards whatever happened. `admin_url` is used only to create and drop it.
+async fn in_fresh_database<T, F, Fut>(admin_url: &str, prefix: &str, f: F) -> Result<PgOutcome<T>>
+where
+    F: FnOnce(String, String) -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
     let mut admin = match admin_connect(admin_url).await {
         Ok(c) => c,
         Err(e) => {
@@ -489,7 +588,7 @@ async fn run_postgres(opts: &Opts) -> Result<PgOutcome> {
     OsEntropy
         .fill(&mut suffix)
         .map_err(|e| anyhow!("no randomness for the database name: {e}"))?;
-    let db = format!("refuge_bench_{}", refuge_crypto::hex_encode(&suffix));
+    let db = format!("{prefix}_{}", refuge_crypto::hex_encode(&suffix));
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
         .execute(&mut admin)
         .await
@@ -500,7 +599,7 @@ async fn run_postgres(opts: &Opts) -> Result<PgOutcome> {
 
     // Run, also stopping on Ctrl-C, and drop the database whatever happened.
     let result = tokio::select! {
-        r = bench_backend(opts, &url, location) => r,
+        r = f(url, location) => r,
         _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
     };
     let dropped = async {
@@ -563,18 +662,8 @@ fn options_json(o: &Opts) -> Value {
 
 fn print_header(o: &Opts) {
     println!("refuge-bench intake");
-    println!(
-        "machine: {} cores (available_parallelism), {}, {}/{}",
-        cores(),
-        cpu_model(),
-        std::env::consts::OS,
-        std::env::consts::ARCH
-    );
-    let backend = match o.backend {
-        BackendChoice::Sqlite => "sqlite",
-        BackendChoice::Postgres => "postgres",
-        BackendChoice::Both => "both",
-    };
+    print_machine("");
+    let backend = o.backend.name();
     println!(
         "options: backend={backend} writers={} seconds={} warmup={} raw={} pool={}/writer seed={}{}",
         o.writers,
@@ -585,25 +674,37 @@ fn print_header(o: &Opts) {
         o.seed,
         if o.quick { " (quick)" } else { "" }
     );
+    print_locations(o.data.as_deref(), &o.postgres_url, "refuge_bench");
+}
+
+/// The header's lines saying where each backend's store will be.
+fn print_locations(data: Option<&std::path::Path>, postgres_url: &str, db_prefix: &str) {
     println!(
         "sqlite:  {}",
-        o.data
-            .as_ref()
-            .map_or("a temporary directory".into(), |d| d.display().to_string())
+        data.map_or("a temporary directory".into(), |d| d.display().to_string())
     );
     println!(
-        "postgres: {} (runs in a fresh refuge_bench_<random> database, dropped afterwards)",
-        redact(&o.postgres_url)
+        "postgres: {} (runs in a fresh {db_prefix}_<random> database, dropped afterwards)",
+        redact(postgres_url)
     );
 }
 
-fn report_json(r: &Report, o: &Opts) -> Value {
-    let l = &r.m.latencies_us;
+/// p50, p99, max and mean of sorted microseconds, in milliseconds, as JSON.
+fn latency_json(l: &[u32]) -> Value {
     let mean = if l.is_empty() {
         0.0
     } else {
         l.iter().map(|&x| f64::from(x)).sum::<f64>() / l.len() as f64 / 1000.0
     };
+    json!({
+        "p50": percentile_ms(l, 0.50),
+        "p99": percentile_ms(l, 0.99),
+        "max": percentile_ms(l, 1.0),
+        "mean": mean,
+    })
+}
+
+fn report_json(r: &Report, o: &Opts) -> Value {
     let (t_rate, t_p99) = r.target();
     json!({
         "backend": r.backend,
@@ -614,12 +715,7 @@ fn report_json(r: &Report, o: &Opts) -> Value {
         "submissions_per_s": r.rate(),
         "measured_submissions": r.m.measured,
         "measured_seconds": r.m.window,
-        "latency_ms": {
-            "p50": percentile_ms(l, 0.50),
-            "p99": percentile_ms(l, 0.99),
-            "max": percentile_ms(l, 1.0),
-            "mean": mean,
-        },
+        "latency_ms": latency_json(&r.m.latencies_us),
         "errors": r.m.errors,
         "errors_measured": r.m.errors_measured,
         "first_error": r.m.first_error,
@@ -820,12 +916,20 @@ async fn intake(opts: Opts) -> Result<ExitCode> {
         }
     }
 
-    match opts.format {
+    if opts.format == Format::Text {
+        print_table(&reports.iter().collect::<Vec<_>>());
+    }
+    Ok(finish(opts.format, &notes, &json_out, ok))
+}
+
+/// The end of a benchmark run: notes and the verdict as text, or the JSON objects one per
+/// line; the exit status says whether the run itself went wrong.
+pub(crate) fn finish(format: Format, notes: &[String], json_out: &[Value], ok: bool) -> ExitCode {
+    match format {
         Format::Text => {
-            print_table(&reports.iter().collect::<Vec<_>>());
             if !notes.is_empty() {
                 println!();
-                for n in &notes {
+                for n in notes {
                     println!("{n}");
                 }
             }
@@ -833,16 +937,16 @@ async fn intake(opts: Opts) -> Result<ExitCode> {
             println!("result: {}", if ok { "ok" } else { "FAILED" });
         }
         Format::Json => {
-            for v in &json_out {
+            for v in json_out {
                 println!("{v}");
             }
         }
     }
-    Ok(if ok {
+    if ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
-    })
+    }
 }
 
 #[tokio::main]
@@ -851,6 +955,7 @@ async fn main() -> Result<ExitCode> {
     match cli.command {
         Command::Intake(a) => intake(Opts::from(a)?).await,
         Command::Rules(a) => rules::run(a).map(|()| ExitCode::SUCCESS),
+        Command::Http(a) => http::run(a).await,
     }
 }
 
