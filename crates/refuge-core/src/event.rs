@@ -129,11 +129,14 @@ pub enum EventKind {
     ApiTokenCreated,
     /// An API token was revoked.
     ApiTokenRevoked,
+    /// A person was erased: their data key destroyed, so everything sealed with it is
+    /// unreadable for good; their events remain and the chain still verifies.
+    PersonErased,
 }
 
 impl EventKind {
     /// Every kind.
-    pub const ALL: [EventKind; 22] = [
+    pub const ALL: [EventKind; 23] = [
         Self::InstanceInitialised,
         Self::OrganisationCreated,
         Self::UserCreated,
@@ -156,6 +159,7 @@ impl EventKind {
         Self::UserEnabled,
         Self::ApiTokenCreated,
         Self::ApiTokenRevoked,
+        Self::PersonErased,
     ];
 
     /// The kind's name as stored.
@@ -183,6 +187,7 @@ impl EventKind {
             Self::UserEnabled => "user_enabled",
             Self::ApiTokenCreated => "api_token_created",
             Self::ApiTokenRevoked => "api_token_revoked",
+            Self::PersonErased => "person_erased",
         }
     }
 }

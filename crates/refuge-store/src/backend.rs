@@ -280,6 +280,8 @@ pub(crate) trait WriteConn: Send {
     async fn referral_state(&mut self, id: Uuid) -> Result<Option<(Uuid, Uuid, String, i64)>>;
     /// A user's organisation and version.
     async fn user_state(&mut self, id: Uuid) -> Result<Option<(Uuid, i64)>>;
+    /// A person's organisation, and whether they are erased.
+    async fn person_state(&mut self, id: Uuid) -> Result<Option<(Uuid, bool)>>;
     /// An API token's organisation, user, and whether it is revoked.
     async fn token_state(&mut self, token_hash: &[u8]) -> Result<Option<(Uuid, Uuid, bool)>>;
     /// Persons whose blind indexes are not yet in `person_lookup`: (person, organisation,
@@ -391,6 +393,10 @@ pub(crate) trait Backend: Send + Sync + 'static {
     async fn chain_head(&self, org: Uuid) -> Result<Option<HeadRow>>;
     /// A page of one organisation's events with seq > `after`, in seq order.
     async fn events_page(&self, org: Uuid, after: i64, limit: i64) -> Result<Vec<EventRow>>;
+    /// After an erasure: make the database drop the overwritten rows' old versions from its
+    /// files now rather than eventually (SQLite: checkpoint and truncate the WAL, with
+    /// `secure_delete` having zeroed the old cells; PostgreSQL: `VACUUM` the tables touched).
+    async fn scrub(&self) -> Result<()>;
     /// Row counts per table, in [`TABLES`] order.
     async fn counts(&self) -> Result<Vec<(&'static str, i64)>>;
     /// Stream every row of every table from one consistent snapshot.

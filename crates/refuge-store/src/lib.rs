@@ -46,8 +46,8 @@ use refuge_core::clock::Timestamp;
 use refuge_core::event::{Actor, Event};
 use refuge_core::facts::Facts;
 use refuge_core::ids::{
-    ApplicationId, CaseId, CaseReference, DeadlineId, EvidenceId, InvalidId, OrgId, ReferralId,
-    UserId,
+    ApplicationId, CaseId, CaseReference, DeadlineId, EvidenceId, InvalidId, OrgId, PersonId,
+    ReferralId, UserId,
 };
 use refuge_core::org::{Login, Organisation, OrganisationKind, Role, User};
 use refuge_core::person::Person;
@@ -342,6 +342,15 @@ pub trait Store: Send + Sync {
     async fn find_cases(&self, scope: Scope, lookup: &Lookup) -> Result<Vec<CaseSummary>>;
     /// Reveal who a case is about. Recorded as an `identity_revealed` event.
     async fn reveal_identity(&self, actor: Actor, scope: Scope, case: CaseId) -> Result<Person>;
+    /// Erase a person by crypto-shredding: their wrapped data key is destroyed, so their
+    /// identity, pseudonym, facts, evidence, messages, notes, decisions' reasons and referral
+    /// consent can never be opened again; their blind indexes and every codename that reached
+    /// their cases are deleted. Cases, applications and events stay (ids, states, dates), so
+    /// the hash chain still verifies. Recorded as a `person_erased` event; then the database
+    /// is asked to drop the old row versions ([`Store::erase_person`] returns once it has).
+    /// Only the person's own organisation (or the instance) may; a second erasure is
+    /// `AlreadyDone`. Backups made before stay as they were: see docs/operators.md.
+    async fn erase_person(&self, actor: Actor, scope: Scope, person: PersonId) -> Result<()>;
     /// Replace a case's facts, if it is still at `expected_version`.
     async fn update_facts(
         &self,

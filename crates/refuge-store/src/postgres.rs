@@ -149,6 +149,16 @@ impl WriteConn for PgWriter {
         )
     }
 
+    async fn person_state(&mut self, id: Uuid) -> Result<Option<(Uuid, bool)>> {
+        let row: Option<(Uuid, Option<i64>)> = sqlx::query_as(
+            "SELECT organisation_id, erased_at FROM persons WHERE id = $1 FOR UPDATE",
+        )
+        .bind(id)
+        .fetch_optional(&mut self.conn)
+        .await?;
+        Ok(row.map(|(org, erased)| (org, erased.is_some())))
+    }
+
     async fn token_state(&mut self, token_hash: &[u8]) -> Result<Option<(Uuid, Uuid, bool)>> {
         let row: Option<(Uuid, Uuid, Option<i64>)> = sqlx::query_as(
             "SELECT organisation_id, user_id, revoked_at FROM api_tokens WHERE token_hash = $1 FOR UPDATE",
@@ -395,6 +405,27 @@ impl WriteConn for PgWriter {
                 "API token",
                 crate::writer::token_ref(&r.token_hash),
             )?;
+        }
+        for r in &b.person_erasures {
+            let done = sqlx::query(
+                "UPDATE persons SET wrapped_key = NULL, pseudonym_ct = NULL, identity_ct = ''::bytea, \
+                 lookup = NULL, lookup_pending = 0, erased_at = $1 WHERE id = $2 AND erased_at IS NULL",
+            )
+            .bind(r.erased_at)
+            .bind(r.id)
+            .execute(&mut *c)
+            .await?;
+            changed(done.rows_affected(), "person", r.id)?;
+            sqlx::query("DELETE FROM person_lookup WHERE person_id = $1")
+                .bind(r.id)
+                .execute(&mut *c)
+                .await?;
+            sqlx::query(
+                "DELETE FROM applicant_access WHERE case_id IN (SELECT id FROM cases WHERE person_id = $1)",
+            )
+            .bind(r.id)
+            .execute(&mut *c)
+            .await?;
         }
         for u in &b.case_updates {
             let done = sqlx::query("UPDATE cases SET facts_ct = $1, version = $2, updated_at = $3 WHERE id = $4 AND version = $5")
@@ -885,6 +916,13 @@ impl Backend for PgBackend {
             .fetch_all(&self.pool)
             .await?;
         Ok(rows.iter().map(event_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn scrub(&self) -> Result<()> {
+        sqlx::raw_sql("VACUUM persons, person_lookup, applicant_access")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     async fn counts(&self) -> Result<Vec<(&'static str, i64)>> {

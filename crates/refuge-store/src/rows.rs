@@ -281,6 +281,14 @@ pub struct TokenRevocation {
     pub revoked_at: i64,
 }
 
+/// A person erased: their wrapped data key, sealed identity and pseudonym and blind indexes
+/// removed, and every codename that reached their cases.
+#[derive(Clone, Debug)]
+pub struct PersonErasure {
+    pub id: Uuid,
+    pub erased_at: i64,
+}
+
 /// Everything one group commit writes, by table, in insertion order.
 #[derive(Clone, Debug, Default)]
 pub struct RowBatch {
@@ -303,6 +311,7 @@ pub struct RowBatch {
     pub referral_updates: Vec<ReferralUpdate>,
     pub user_updates: Vec<UserUpdate>,
     pub token_revocations: Vec<TokenRevocation>,
+    pub person_erasures: Vec<PersonErasure>,
     pub events: Vec<EventRow>,
     pub heads: Vec<HeadRow>,
     /// Persons whose pending blind indexes this batch writes to `person_lookup`.

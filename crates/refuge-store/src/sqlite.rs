@@ -126,7 +126,8 @@ impl SqliteWriter {
         // background (see checkpoint_loop), never inside a commit.
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
-             PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;",
+             PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY; \
+             PRAGMA secure_delete = FAST;",
         )
         .map_err(lite)?;
         conn.set_prepared_statement_cache_capacity(64);
@@ -222,6 +223,16 @@ impl WriteConn for SqliteWriter {
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
         row.map(|(org, v)| Ok((uuid_from(org)?, v))).transpose()
+    }
+
+    async fn person_state(&mut self, id: Uuid) -> Result<Option<(Uuid, bool)>> {
+        let row: Option<(Vec<u8>, Option<i64>)> = self.row(
+            "SELECT organisation_id, erased_at FROM persons WHERE id = ?1",
+            id,
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        row.map(|(org, erased)| Ok((uuid_from(org)?, erased.is_some())))
+            .transpose()
     }
 
     async fn token_state(&mut self, token_hash: &[u8]) -> Result<Option<(Uuid, Uuid, bool)>> {
@@ -391,6 +402,22 @@ impl WriteConn for SqliteWriter {
                 params![r.revoked_at, r.token_hash],
             )?;
             changed(n, "API token", crate::writer::token_ref(&r.token_hash))?;
+        }
+        for r in &b.person_erasures {
+            let n = self.run(
+                "UPDATE persons SET wrapped_key = NULL, pseudonym_ct = NULL, identity_ct = X'', \
+                 lookup = NULL, lookup_pending = 0, erased_at = ?1 WHERE id = ?2 AND erased_at IS NULL",
+                params![r.erased_at, id(&r.id)],
+            )?;
+            changed(n, "person", r.id)?;
+            self.run(
+                "DELETE FROM person_lookup WHERE person_id = ?1",
+                params![id(&r.id)],
+            )?;
+            self.run(
+                "DELETE FROM applicant_access WHERE case_id IN (SELECT id FROM cases WHERE person_id = ?1)",
+                params![id(&r.id)],
+            )?;
         }
         for u in &b.case_updates {
             let n = self.run(
@@ -897,6 +924,18 @@ impl Backend for SqliteBackend {
         .await;
         let _ = exec(&mut conn, "COMMIT").await;
         result
+    }
+
+    async fn scrub(&self) -> Result<()> {
+        let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+            .fetch_one(&self.pool)
+            .await?;
+        if busy != 0 {
+            return Err(StoreError::Database(
+                "the WAL could not be checkpointed: readers are still open; run it again".into(),
+            ));
+        }
+        Ok(())
     }
 
     async fn close(&self) {

@@ -1257,6 +1257,25 @@ impl Store for SqlStore {
         Ok(identity)
     }
 
+    async fn erase_person(&self, actor: Actor, scope: Scope, person: PersonId) -> Result<()> {
+        let ev = self.event(
+            actor,
+            Uuid::nil(), // the writer puts it in the person's organisation's chain
+            EventKind::PersonErased,
+            person.0,
+            Some(person.0),
+        )?;
+        self.writer
+            .write(Op::ErasePerson {
+                scope,
+                person_id: person.0,
+                event: ev,
+            })
+            .await?;
+        tracing::info!(person = %person, "person erased");
+        self.backend.scrub().await
+    }
+
     async fn update_facts(
         &self,
         actor: Actor,

@@ -83,6 +83,12 @@ pub(crate) enum Op {
         token_hash: Vec<u8>,
         event: PendingEvent,
     },
+    /// Erase a person (destroy their data key), unless they already are.
+    ErasePerson {
+        scope: Scope,
+        person_id: Uuid,
+        event: PendingEvent,
+    },
     /// Only an event (e.g. an identity read).
     Append { event: PendingEvent },
     /// Copy up to `limit` persons' pending blind indexes into `person_lookup`, sorted, so that
@@ -256,6 +262,7 @@ struct Group {
     referrals: HashMap<Uuid, (Uuid, Uuid, String, i64)>,
     users: HashMap<Uuid, (Uuid, i64)>,
     tokens: HashMap<Vec<u8>, (Uuid, Uuid, bool)>,
+    persons: HashMap<Uuid, (Uuid, bool)>,
 }
 
 fn not_found(what: &'static str, id: impl ToString) -> Result<Outcome> {
@@ -485,6 +492,35 @@ impl Group {
                 self.append_update(c, event.clone(), org, next, None)
                     .await
                     .map(Ok)
+            }
+            Op::ErasePerson {
+                scope,
+                person_id,
+                event,
+            } => {
+                let current = match self.persons.get(person_id) {
+                    Some(v) => Some(*v),
+                    None => c.person_state(*person_id).await?,
+                };
+                let Some((org, erased)) = current.filter(|(org, _)| scope.allows(*org)) else {
+                    return Ok(not_found("person", person_id));
+                };
+                if erased {
+                    return Ok(Err(StoreError::AlreadyDone {
+                        what: "person",
+                        id: person_id.to_string(),
+                        state: "erased",
+                    }));
+                }
+                self.persons.insert(*person_id, (org, true));
+                self.rows.person_erasures.push(PersonErasure {
+                    id: *person_id,
+                    erased_at: self.at,
+                });
+                let mut event = event.clone();
+                event.organisation_id = org;
+                self.append(c, event).await?;
+                Ok(Ok(Outcome::Written { at: self.at }))
             }
             Op::RevokeToken {
                 scope,

@@ -207,6 +207,7 @@ contract!(
     referrals_decide_who_sees_a_case,
     staff_credentials_and_api_tokens,
     queue_pages_in_id_order,
+    erasing_a_person_destroys_their_key,
 );
 
 async fn create_read_update_with_versions(env: Env) {
@@ -655,6 +656,26 @@ impl Raw {
                 .await
                 .unwrap(),
         }
+    }
+}
+
+impl Raw {
+    /// A person's wrapped data key as stored (`None` once erased).
+    async fn wrapped_key(&mut self, person: Uuid) -> Option<Vec<u8>> {
+        let sql = "SELECT wrapped_key FROM persons WHERE id = ?";
+        let (k,): (Option<Vec<u8>>,) = match self {
+            Raw::Sqlite(c) => sqlx::query_as(sql)
+                .bind(person)
+                .fetch_one(&mut *c)
+                .await
+                .unwrap(),
+            Raw::Pg(c) => sqlx::query_as(sqlx::AssertSqlSafe(sql.replace('?', "$1")))
+                .bind(person)
+                .fetch_one(&mut *c)
+                .await
+                .unwrap(),
+        };
+        k
     }
 }
 
@@ -3283,4 +3304,144 @@ async fn colliding_case_references_are_drawn_again(env: Env) {
     assert_eq!(cases.len(), 2, "each case stored once");
     assert!(store.verify_chain().await.unwrap().is_intact());
     store.close().await;
+}
+
+async fn erasing_a_person_destroys_their_key(env: Env) {
+    let s = &env.store;
+    let mine = Scope::Organisation(env.org.id);
+    let codename = secret("quiet harbour lantern seven");
+    let (case, app) = s
+        .apply(
+            new_case(&env, "Григорий Стёпин"),
+            "nl-moratorium".parse().unwrap(),
+            &codename,
+        )
+        .await
+        .unwrap();
+    s.add_evidence(
+        Actor::Applicant,
+        mine,
+        case.id,
+        "summons.pdf".into(),
+        "application/pdf".into(),
+        vec![7; 2048],
+    )
+    .await
+    .unwrap();
+    s.add_message(
+        Actor::Operator,
+        mine,
+        case.id,
+        MessageKind::Note,
+        text("Met at the border crossing."),
+    )
+    .await
+    .unwrap();
+    let other = s
+        .create_case(Actor::Operator, new_case(&env, "Other Person"))
+        .await
+        .unwrap();
+    s.flush_indexes().await.unwrap();
+    let mut raw = Raw::connect(&env.url).await;
+    let wrapped = raw.wrapped_key(case.person_id.0).await.unwrap();
+
+    // Only the person's own organisation (or the instance) may erase them.
+    let embassy = s
+        .create_organisation(
+            Actor::Operator,
+            OrganisationKind::Embassy,
+            "Embassy".parse().unwrap(),
+        )
+        .await
+        .unwrap();
+    let refused = s
+        .erase_person(
+            Actor::Operator,
+            Scope::Organisation(embassy.id),
+            case.person_id,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, StoreError::NotFound { .. }), "{refused}");
+    assert!(raw.wrapped_key(case.person_id.0).await.is_some());
+
+    s.erase_person(Actor::Operator, mine, case.person_id)
+        .await
+        .unwrap();
+    assert_eq!(raw.wrapped_key(case.person_id.0).await, None);
+    let again = s
+        .erase_person(Actor::Operator, mine, case.person_id)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            again,
+            StoreError::AlreadyDone {
+                state: "erased",
+                ..
+            }
+        ),
+        "{again}"
+    );
+
+    // Nothing sealed with the key opens; nothing finds the person any more.
+    for result in [
+        s.case(mine, &CaseKey::Id(case.id)).await.map(|_| ()),
+        s.reveal_identity(Actor::Operator, mine, case.id)
+            .await
+            .map(|_| ()),
+        s.messages(mine, case.id).await.map(|_| ()),
+    ] {
+        assert!(matches!(result, Err(StoreError::Erased(_))), "{result:?}");
+    }
+    assert_eq!(s.case_for_codename(&codename).await.unwrap(), None);
+    assert!(
+        s.find_cases(Scope::Instance, &Lookup::Name("Григорий Стёпин".into()))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        s.find_cases(Scope::Instance, &Lookup::Document("751234567".into()))
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "only the other person's document is still found"
+    );
+    // What is operational stays: the application in the queue (no pseudonym), the events.
+    let queue = s
+        .queue(mine, &QueueFilter::default(), None, 10)
+        .await
+        .unwrap();
+    let item = queue.iter().find(|i| i.application.id == app.id).unwrap();
+    assert_eq!(item.case.pseudonym, None);
+    let events = s.case_events(Scope::Instance, case.id).await.unwrap();
+    assert!(events.len() >= 3);
+    let mut raw_events = raw.events_about(case.person_id.0).await;
+    let (kind, meta, body) = raw_events.pop().unwrap();
+    assert_eq!(kind, "person_erased");
+    assert!(body.is_none() && !meta.contains("Григорий"), "{meta}");
+    assert!(s.verify_chain().await.unwrap().is_intact());
+    // Others are untouched.
+    assert_eq!(
+        s.case(mine, &CaseKey::Id(other.id)).await.unwrap().facts,
+        other.facts
+    );
+
+    // On SQLite, the destroyed key is in neither the database file nor its WAL.
+    if env.url.starts_with("sqlite:") {
+        for name in ["refuge.db", "refuge.db-wal"] {
+            let path = env.dir.path().join(name);
+            let Ok(bytes) = std::fs::read(&path) else {
+                continue;
+            };
+            assert!(
+                !bytes
+                    .windows(wrapped.len())
+                    .any(|w| w == wrapped.as_slice()),
+                "the erased wrapped key is still in {name}"
+            );
+        }
+    }
 }

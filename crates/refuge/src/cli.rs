@@ -63,6 +63,9 @@ pub enum Command {
     /// Cases: a person's matter within an organisation.
     #[command(subcommand)]
     Case(CaseCmd),
+    /// Persons: erase one for good (crypto-shredding).
+    #[command(subcommand)]
+    Person(PersonCmd),
     /// Applications of a case to a programme, and their state machine.
     #[command(subcommand, alias = "app")]
     Application(AppCmd),
@@ -117,6 +120,26 @@ pub enum CaseCmd {
     List(CaseListArgs),
     /// Replace a case's facts, if it is still at the version you based the change on.
     Facts(CaseFactsArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PersonCmd {
+    /// Erase a person: destroy their data key, so that their identity, facts, evidence, notes
+    /// and messages can never be read again. Their cases, applications and events stay (ids,
+    /// states, dates), and `refuge audit verify` still passes. Cannot be undone.
+    Erase(PersonEraseArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PersonEraseArgs {
+    /// The person's id, or the id or reference (RF-XXXX-XXXX-XXXX) of one of their cases.
+    pub id: String,
+    /// Confirm: the erasure cannot be undone.
+    #[arg(long)]
+    pub yes: bool,
+    /// Act within this organisation only (the person's own).
+    #[arg(long, value_name = "ID")]
+    pub org: Option<OrgId>,
 }
 
 #[derive(Args, Debug)]

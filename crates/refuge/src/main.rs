@@ -20,7 +20,7 @@ use output::Out;
 use refuge_core::application::{Decision, Move};
 use refuge_core::clock::{SystemClock, Timestamp};
 use refuge_core::event::Actor;
-use refuge_core::ids::OrgId;
+use refuge_core::ids::{OrgId, PersonId};
 use refuge_crypto::{OsSeededEntropy, SecretString};
 use refuge_store::{
     CaseKey, KeySource, Lookup, NewCase, Scope, SqlStore, Store, StoreConfig, StoreError,
@@ -159,6 +159,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Init(a) => init(&ctx, &out, a).await,
         Command::Demo => run_demo(&ctx, &out).await,
         Command::Case(c) => case(&ctx, &out, c).await,
+        Command::Person(cli::PersonCmd::Erase(a)) => erase_person(&ctx, &out, a).await,
         Command::Application(c) => application(&ctx, &out, c).await,
         Command::Org(c) => org(&ctx, &out, c).await,
         Command::Audit(cli::AuditCmd::Verify) => audit_verify(&ctx, &out).await,
@@ -268,6 +269,48 @@ async fn pick_org(store: &SqlStore, given: Option<OrgId>) -> anyhow::Result<OrgI
 
 fn scope(org: Option<OrgId>) -> Scope {
     org.map_or(Scope::Instance, Scope::Organisation)
+}
+
+async fn erase_person(ctx: &Ctx, out: &Out, a: cli::PersonEraseArgs) -> anyhow::Result<ExitCode> {
+    let key: CaseKey = a.id.parse().map_err(|_| {
+        usage(format!(
+            "{:?} is neither a person id, a case id nor a case reference (RF-XXXX-XXXX-XXXX)",
+            a.id
+        ))
+    })?;
+    if !a.yes {
+        return Err(usage(
+            "erasing a person cannot be undone: pass --yes to confirm".to_owned(),
+        ));
+    }
+    let store = ctx.open().await?;
+    // A UUID names the person, or else one of their cases; a reference names a case.
+    let person = match key {
+        CaseKey::Id(id) => {
+            let as_person = PersonId(id.0);
+            match store
+                .erase_person(Actor::Operator, scope(a.org), as_person)
+                .await
+            {
+                Err(refuge_store::StoreError::NotFound { .. }) => None,
+                other => Some(other.map(|()| as_person)),
+            }
+        }
+        CaseKey::Reference(_) => None,
+    };
+    let erased = match person {
+        Some(done) => done?,
+        None => {
+            let case = store.case(scope(a.org), &key).await?;
+            store
+                .erase_person(Actor::Operator, scope(a.org), case.person_id)
+                .await?;
+            case.person_id
+        }
+    };
+    out.person_erased(erased);
+    store.close().await;
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn case(ctx: &Ctx, out: &Out, cmd: CaseCmd) -> anyhow::Result<ExitCode> {

@@ -105,6 +105,17 @@ impl Out {
         self.format == Format::Json
     }
 
+    /// A person erased.
+    pub fn person_erased(&self, person: refuge_core::ids::PersonId) {
+        if self.json() {
+            print_json(&json!({"person_id": person, "erased": true}));
+        } else if !self.quiet {
+            println!(
+                "erased person {person}: their data key is destroyed; their cases and events remain, unreadable"
+            );
+        }
+    }
+
     pub fn init(&self, data: &Path, key: &KeySource, org: &Organisation) {
         if self.quiet {
             return;

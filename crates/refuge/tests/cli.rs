@@ -550,7 +550,7 @@ fn backup_restores_into_a_clean_data_dir_and_postgres() {
     );
 
     // and onto PostgreSQL
-    if let Some(url) = fresh_pg() {
+    if let Some(url) = fresh_pg("restore") {
         let out = run(
             &["--database-url", &url],
             &["restore", backup.to_str().unwrap()],
@@ -573,7 +573,9 @@ fn backup_restores_into_a_clean_data_dir_and_postgres() {
     }
 }
 
-fn fresh_pg() -> Option<String> {
+/// A new, empty PostgreSQL database for one test (`what` keeps tests running at the same time
+/// apart), or `None` (skipped) when no server answers and none is required.
+fn fresh_pg(what: &str) -> Option<String> {
     let admin = std::env::var("REFUGE_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
     let required = std::env::var("REFUGE_REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
@@ -584,7 +586,7 @@ fn fresh_pg() -> Option<String> {
     rt.block_on(async {
         match sqlx::PgConnection::connect(&admin).await {
             Ok(mut c) => {
-                let name = format!("refuge_cli_{}", std::process::id());
+                let name = format!("refuge_cli_{what}_{}", std::process::id());
                 let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
                     "DROP DATABASE IF EXISTS {name}"
                 )))
@@ -631,4 +633,89 @@ fn passphrase_instances_keep_no_key_file_and_refuse_a_wrong_passphrase() {
     let out = run("wrong", &["case", "list"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not match"));
+}
+
+/// `refuge person erase` on one instance (`extra` selects its database): refused without
+/// --yes, then the person is unreadable for good while the audit still verifies.
+fn person_erase_on(dir: &Path, extra: &[&str]) {
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_refuge"))
+            .arg("--data")
+            .arg(dir.join("data"))
+            .args(extra)
+            .args(args)
+            .env_remove("REFUGE_PASSPHRASE")
+            .output()
+            .unwrap()
+    };
+    let ok = |args: &[&str]| {
+        let out = run(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    ok(&["init"]);
+    std::fs::write(dir.join("person.json"), PERSON).unwrap();
+    std::fs::write(dir.join("facts.json"), FACTS).unwrap();
+    let (p, f) = (dir.join("person.json"), dir.join("facts.json"));
+    let new = |_: ()| -> Value {
+        serde_json::from_str(&ok(&[
+            "case",
+            "new",
+            "--person",
+            p.to_str().unwrap(),
+            "--facts",
+            f.to_str().unwrap(),
+            "--format",
+            "json",
+        ]))
+        .unwrap()
+    };
+    let first = new(());
+    let second = new(());
+    let reference = first["case"]["reference"].as_str().unwrap().to_owned();
+    let person = first["case"]["person_id"].as_str().unwrap().to_owned();
+
+    // Without --yes nothing happens (exit 2), nor with an id that is none.
+    let out = run(&["person", "erase", &reference]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--yes"));
+    assert!(ok(&["case", "show", &reference, "--reveal-identity"]).contains("Кузнецов"));
+    let out = run(&["person", "erase", "not-an-id", "--yes"]);
+    assert_eq!(out.status.code(), Some(2));
+
+    // By case reference; then by person id it is already done.
+    let v: Value = serde_json::from_str(&ok(&[
+        "person", "erase", &reference, "--yes", "--format", "json",
+    ]))
+    .unwrap();
+    assert_eq!(v["person_id"], person.as_str());
+    let out = run(&["person", "erase", &person, "--yes"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("erased"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&["case", "show", &reference]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("erased"));
+    // The other person is untouched, and the chain verifies with the erasure in it.
+    let other = second["case"]["reference"].as_str().unwrap();
+    assert!(ok(&["case", "show", other, "--reveal-identity"]).contains("Кузнецов"));
+    let audit: Value = serde_json::from_str(&ok(&["audit", "verify", "--format", "json"])).unwrap();
+    assert_eq!(audit["intact"], true, "{audit}");
+}
+
+#[test]
+fn person_erase_shreds_one_person_on_sqlite_and_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    person_erase_on(dir.path(), &[]);
+    if let Some(url) = fresh_pg("erase") {
+        let dir = tempfile::tempdir().unwrap();
+        person_erase_on(dir.path(), &["--database-url", &url]);
+    }
 }
