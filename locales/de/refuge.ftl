@@ -431,3 +431,5 @@ event-user-disabled = Benutzer deaktiviert
 event-user-enabled = Benutzer aktiviert
 event-api-token-created = API-Token erstellt
 event-api-token-revoked = API-Token widerrufen
+event-person-erased = Person gelöscht
+event-instance-key-rotated = Instanzschlüssel ausgetauscht

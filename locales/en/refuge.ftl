@@ -431,3 +431,5 @@ event-user-disabled = User disabled
 event-user-enabled = User enabled
 event-api-token-created = API token created
 event-api-token-revoked = API token revoked
+event-person-erased = Person erased
+event-instance-key-rotated = Instance key rotated

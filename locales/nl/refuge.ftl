@@ -431,3 +431,5 @@ event-user-disabled = Gebruiker uitgeschakeld
 event-user-enabled = Gebruiker ingeschakeld
 event-api-token-created = API-token aangemaakt
 event-api-token-revoked = API-token ingetrokken
+event-person-erased = Persoon gewist
+event-instance-key-rotated = Instantiesleutel vervangen

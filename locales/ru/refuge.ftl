@@ -431,3 +431,5 @@ event-user-disabled = Пользователь отключён
 event-user-enabled = Пользователь включён
 event-api-token-created = Создан токен API
 event-api-token-revoked = Токен API отозван
+event-person-erased = Данные человека удалены
+event-instance-key-rotated = Ключ экземпляра заменён

@@ -431,3 +431,5 @@ event-user-disabled = Користувача вимкнено
 event-user-enabled = Користувача увімкнено
 event-api-token-created = Створено токен API
 event-api-token-revoked = Токен API відкликано
+event-person-erased = Дані людини видалено
+event-instance-key-rotated = Ключ екземпляра замінено

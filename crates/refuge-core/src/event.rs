@@ -132,11 +132,13 @@ pub enum EventKind {
     /// A person was erased: their data key destroyed, so everything sealed with it is
     /// unreadable for good; their events remain and the chain still verifies.
     PersonErased,
+    /// The instance key was rotated: every data key re-wrapped under a new instance key.
+    InstanceKeyRotated,
 }
 
 impl EventKind {
     /// Every kind.
-    pub const ALL: [EventKind; 23] = [
+    pub const ALL: [EventKind; 24] = [
         Self::InstanceInitialised,
         Self::OrganisationCreated,
         Self::UserCreated,
@@ -160,6 +162,7 @@ impl EventKind {
         Self::ApiTokenCreated,
         Self::ApiTokenRevoked,
         Self::PersonErased,
+        Self::InstanceKeyRotated,
     ];
 
     /// The kind's name as stored.
@@ -188,6 +191,7 @@ impl EventKind {
             Self::ApiTokenCreated => "api_token_created",
             Self::ApiTokenRevoked => "api_token_revoked",
             Self::PersonErased => "person_erased",
+            Self::InstanceKeyRotated => "instance_key_rotated",
         }
     }
 }

@@ -91,6 +91,22 @@ pub(crate) const TABLES: [&str; 15] = [
     "chain_heads",
 ];
 
+/// The tables whose rows hold a data key wrapped by the instance key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum KeyTable {
+    Persons,
+    Users,
+}
+
+impl KeyTable {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            KeyTable::Persons => "persons",
+            KeyTable::Users => "users",
+        }
+    }
+}
+
 /// The query that exports one table in a stable order.
 pub(crate) fn export_sql(table: &str) -> String {
     use crate::rows::cols;
@@ -393,6 +409,14 @@ pub(crate) trait Backend: Send + Sync + 'static {
     async fn chain_head(&self, org: Uuid) -> Result<Option<HeadRow>>;
     /// A page of one organisation's events with seq > `after`, in seq order.
     async fn events_page(&self, org: Uuid, after: i64, limit: i64) -> Result<Vec<EventRow>>;
+    /// Up to `limit` rows of `table` with a wrapped data key and an id after `after`, in id
+    /// order: (id, wrapped key).
+    async fn wrapped_keys(
+        &self,
+        table: KeyTable,
+        after: Uuid,
+        limit: i64,
+    ) -> Result<Vec<(Uuid, Vec<u8>)>>;
     /// After an erasure: make the database drop the overwritten rows' old versions from its
     /// files now rather than eventually (SQLite: checkpoint and truncate the WAL, with
     /// `secure_delete` having zeroed the old cells; PostgreSQL: `VACUUM` the tables touched).

@@ -37,7 +37,9 @@ pub use chain::{ChainProblem, ChainReport, ChainSummary};
 pub use error::{Result, StoreError};
 pub use keys::KeySource;
 pub use refuge_core::casework::{EvidenceMeta, Message, MessageKind, Referral, ReferralState};
-pub use store::{SqlStore, StoreConfig, initialise, open, restore};
+pub use store::{
+    Rotation, RotationReport, SqlStore, StoreConfig, initialise, open, restore, rotate_key,
+};
 
 use async_trait::async_trait;
 use refuge_core::application::{Application, ApplicationState, Move, ProgrammeId};

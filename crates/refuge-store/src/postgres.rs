@@ -4,8 +4,8 @@
 //! one database without forking a chain.
 
 use crate::backend::{
-    Backend, Bind, CaseListRow, DeadlineListRow, ExportSink, QueueQuery, WriteConn, cases_sql,
-    queue_sql,
+    Backend, Bind, CaseListRow, DeadlineListRow, ExportSink, KeyTable, QueueQuery, WriteConn,
+    cases_sql, queue_sql,
 };
 use crate::error::{Result, StoreError};
 use crate::rows::*;
@@ -405,6 +405,41 @@ impl WriteConn for PgWriter {
                 "API token",
                 crate::writer::token_ref(&r.token_hash),
             )?;
+        }
+        for r in &b.person_rewraps {
+            sqlx::query(
+                "UPDATE persons SET wrapped_key = $1, key_id = $2 WHERE id = $3 AND wrapped_key = $4",
+            )
+            .bind(&r.new)
+            .bind(&r.key_id)
+            .bind(r.id)
+            .bind(&r.old)
+            .execute(&mut *c)
+            .await?;
+        }
+        for r in &b.user_rewraps {
+            sqlx::query("UPDATE users SET wrapped_key = $1 WHERE id = $2 AND wrapped_key = $3")
+                .bind(&r.new)
+                .bind(r.id)
+                .bind(&r.old)
+                .execute(&mut *c)
+                .await?;
+        }
+        for m in &b.meta_set {
+            sqlx::query(
+                "INSERT INTO instance_meta (key, value) VALUES ($1, $2) \
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            )
+            .bind(&m.key)
+            .bind(&m.value)
+            .execute(&mut *c)
+            .await?;
+        }
+        for k in &b.meta_removed {
+            sqlx::query("DELETE FROM instance_meta WHERE key = $1")
+                .bind(k)
+                .execute(&mut *c)
+                .await?;
         }
         for r in &b.person_erasures {
             let done = sqlx::query(
@@ -916,6 +951,22 @@ impl Backend for PgBackend {
             .fetch_all(&self.pool)
             .await?;
         Ok(rows.iter().map(event_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn wrapped_keys(
+        &self,
+        table: KeyTable,
+        after: Uuid,
+        limit: i64,
+    ) -> Result<Vec<(Uuid, Vec<u8>)>> {
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT id, wrapped_key FROM {} WHERE wrapped_key IS NOT NULL AND id > $1 ORDER BY id LIMIT $2",
+            table.name()
+        )))
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     async fn scrub(&self) -> Result<()> {

@@ -289,6 +289,15 @@ pub struct PersonErasure {
     pub erased_at: i64,
 }
 
+/// A data key wrapped anew (key rotation): replaced only if the row still holds `old`.
+#[derive(Clone, Debug)]
+pub struct Rewrap {
+    pub id: Uuid,
+    pub old: Vec<u8>,
+    pub new: Vec<u8>,
+    pub key_id: Vec<u8>,
+}
+
 /// Everything one group commit writes, by table, in insertion order.
 #[derive(Clone, Debug, Default)]
 pub struct RowBatch {
@@ -312,6 +321,11 @@ pub struct RowBatch {
     pub user_updates: Vec<UserUpdate>,
     pub token_revocations: Vec<TokenRevocation>,
     pub person_erasures: Vec<PersonErasure>,
+    pub person_rewraps: Vec<Rewrap>,
+    pub user_rewraps: Vec<Rewrap>,
+    /// Meta rows set (inserted or replaced) and removed.
+    pub meta_set: Vec<MetaRow>,
+    pub meta_removed: Vec<String>,
     pub events: Vec<EventRow>,
     pub heads: Vec<HeadRow>,
     /// Persons whose pending blind indexes this batch writes to `person_lookup`.

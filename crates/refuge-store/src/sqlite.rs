@@ -3,8 +3,8 @@
 //! one dedicated writer connection.
 
 use crate::backend::{
-    Backend, Bind, CaseListRow, DeadlineListRow, ExportSink, QueueQuery, WriteConn, cases_sql,
-    queue_sql,
+    Backend, Bind, CaseListRow, DeadlineListRow, ExportSink, KeyTable, QueueQuery, WriteConn,
+    cases_sql, queue_sql,
 };
 use crate::error::{Result, StoreError};
 use crate::rows::*;
@@ -402,6 +402,28 @@ impl WriteConn for SqliteWriter {
                 params![r.revoked_at, r.token_hash],
             )?;
             changed(n, "API token", crate::writer::token_ref(&r.token_hash))?;
+        }
+        for r in &b.person_rewraps {
+            self.run(
+                "UPDATE persons SET wrapped_key = ?1, key_id = ?2 WHERE id = ?3 AND wrapped_key = ?4",
+                params![r.new, r.key_id, id(&r.id), r.old],
+            )?;
+        }
+        for r in &b.user_rewraps {
+            self.run(
+                "UPDATE users SET wrapped_key = ?1 WHERE id = ?2 AND wrapped_key = ?3",
+                params![r.new, id(&r.id), r.old],
+            )?;
+        }
+        for m in &b.meta_set {
+            self.run(
+                "INSERT INTO instance_meta (key, value) VALUES (?1, ?2) \
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![m.key, m.value],
+            )?;
+        }
+        for k in &b.meta_removed {
+            self.run("DELETE FROM instance_meta WHERE key = ?1", params![k])?;
         }
         for r in &b.person_erasures {
             let n = self.run(
@@ -924,6 +946,25 @@ impl Backend for SqliteBackend {
         .await;
         let _ = exec(&mut conn, "COMMIT").await;
         result
+    }
+
+    async fn wrapped_keys(
+        &self,
+        table: KeyTable,
+        after: Uuid,
+        limit: i64,
+    ) -> Result<Vec<(Uuid, Vec<u8>)>> {
+        let rows: Vec<(Vec<u8>, Vec<u8>)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT id, wrapped_key FROM {} WHERE wrapped_key IS NOT NULL AND id > ?1 ORDER BY id LIMIT ?2",
+            table.name()
+        )))
+        .bind(after.as_bytes().as_slice())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(id, k)| Ok((uuid_from(id)?, k)))
+            .collect()
     }
 
     async fn scrub(&self) -> Result<()> {

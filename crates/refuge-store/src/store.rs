@@ -3,9 +3,11 @@
 mod access;
 mod casework;
 mod queue;
+mod rotate;
 mod staff;
 
 pub(crate) use access::Access;
+pub use rotate::{Rotation, RotationReport, rotate_key};
 
 use crate::backend::{Backend, CaseListRow};
 use crate::backup::{self, BackupSummary};
@@ -57,8 +59,12 @@ pub struct StoreConfig {
     pub entropy: Arc<dyn Entropy>,
     /// The most requests one group commit takes.
     pub max_batch: usize,
-    /// Argon2id parameters for a passphrase-derived key (used at `initialise`).
+    /// Argon2id parameters for a passphrase-derived key (used at `initialise` and when
+    /// rotating to a new passphrase).
     pub kdf: KdfParams,
+    /// How often a store unlocked by a key file looks for a next key announced by a key
+    /// rotation (default 5 s; zero: never).
+    pub key_watch: std::time::Duration,
 }
 
 impl StoreConfig {
@@ -76,6 +82,7 @@ impl StoreConfig {
             entropy,
             max_batch: 512,
             kdf: KdfParams::default(),
+            key_watch: std::time::Duration::from_secs(5),
         }
     }
 }
@@ -84,12 +91,13 @@ impl StoreConfig {
 pub struct SqlStore {
     backend: Arc<dyn Backend>,
     writer: Writer,
-    keys: Keyring,
+    keys: Arc<Keyring>,
     clock: Arc<dyn Clock>,
     entropy: Arc<dyn Entropy>,
     orgs: RwLock<HashSet<Uuid>>,
     backlog: Arc<Backlog>,
     indexer: tokio::task::JoinHandle<()>,
+    key_watch: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// How many persons one indexing pass takes at most.
@@ -172,6 +180,9 @@ async fn indexer_loop(writer: Writer, backlog: Arc<Backlog>, clock: Arc<dyn Cloc
 impl Drop for SqlStore {
     fn drop(&mut self) {
         self.indexer.abort();
+        if let Some(w) = &self.key_watch {
+            w.abort();
+        }
     }
 }
 
@@ -232,7 +243,7 @@ pub async fn initialise(
             .writer
             .write(Op::Insert {
                 what: "instance",
-                rows,
+                rows: Box::new(rows),
                 events: vec![event],
             })
             .await?;
@@ -327,10 +338,23 @@ impl SqlStore {
             backlog.clone(),
             cfg.clock.clone(),
         ));
+        let keys = Arc::new(keys);
+        let key_watch = match &cfg.key {
+            KeySource::KeyFile(_) if !cfg.key_watch.is_zero() => {
+                Some(tokio::spawn(rotate::key_watch_loop(
+                    backend.clone(),
+                    keys.clone(),
+                    cfg.key.clone(),
+                    cfg.key_watch,
+                )))
+            }
+            _ => None,
+        };
         Ok(Self {
             backend,
             writer,
             keys,
+            key_watch,
             clock: cfg.clock.clone(),
             entropy: cfg.entropy.clone(),
             orgs: RwLock::new(orgs),
@@ -386,7 +410,6 @@ impl SqlStore {
     fn person_key(&self, id: Uuid, wrapped: Option<&[u8]>) -> Result<DataKey> {
         let wrapped = wrapped.ok_or_else(|| StoreError::Erased(id.to_string()))?;
         self.keys
-            .instance
             .unwrap_data_key(wrapped, &person_owner(id))
             .map_err(|_| StoreError::Corrupt {
                 what: "person key",
@@ -604,7 +627,15 @@ impl SqlStore {
             let mut rows = RowBatch::default();
             let mut events = Vec::new();
             let staged = stage(&mut rows, &mut events)?;
-            match self.writer.write(Op::Insert { what, rows, events }).await {
+            match self
+                .writer
+                .write(Op::Insert {
+                    what,
+                    rows: Box::new(rows),
+                    events,
+                })
+                .await
+            {
                 Ok(_) => return Ok(staged),
                 Err(StoreError::Duplicate(_)) if attempt < ATTEMPTS => attempt += 1,
                 Err(e) => return Err(e),
@@ -625,10 +656,8 @@ impl SqlStore {
         let person_id = self.new_id()?;
         let case_id = self.new_id()?;
         let dk = DataKey::generate(&*self.entropy)?;
-        let wrapped =
-            self.keys
-                .instance
-                .wrap_data_key(&dk, &person_owner(person_id), &*self.entropy)?;
+        let wrapping = self.keys.current();
+        let wrapped = wrapping.wrap_data_key(&dk, &person_owner(person_id), &*self.entropy)?;
         // Blind indexes of names and document numbers, kept in the person's row until the
         // background indexer copies them into person_lookup (see `indexer_loop`).
         let mut lookup: Vec<u8> = Vec::new();
@@ -658,7 +687,7 @@ impl SqlStore {
             id: person_id,
             organisation_id: org,
             wrapped_key: Some(wrapped),
-            key_id: self.keys.instance.key_id().to_vec(),
+            key_id: wrapping.key_id().to_vec(),
             pseudonym_ct,
             identity_ct: self.seal(&dk, "persons", "identity", person_id, &json(&new.person)?)?,
             created_at: now.as_micros(),
@@ -791,7 +820,6 @@ impl SqlStore {
     fn user_from_row(&self, r: UserRow) -> Result<User> {
         let dk = self
             .keys
-            .instance
             .unwrap_data_key(r.wrapped_key.as_deref().unwrap_or(&[]), &user_owner(r.id))
             .map_err(|_| StoreError::Corrupt {
                 what: "user",
@@ -850,7 +878,7 @@ impl Store for SqlStore {
         self.writer
             .write(Op::Insert {
                 what: "organisation",
-                rows,
+                rows: Box::new(rows),
                 events: vec![ev],
             })
             .await?;
@@ -908,11 +936,10 @@ impl Store for SqlStore {
                 organisation_id: org.0,
                 login_bidx: blind_index(&self.keys.index, "user.login", login.as_str().as_bytes())
                     .to_vec(),
-                wrapped_key: Some(self.keys.instance.wrap_data_key(
-                    &dk,
-                    &user_owner(id),
-                    &*self.entropy,
-                )?),
+                wrapped_key: Some(
+                    self.keys
+                        .wrap_data_key(&dk, &user_owner(id), &*self.entropy)?,
+                ),
                 login_ct: self.seal(&dk, "users", "login", id, &json(&login)?)?,
                 display_ct: self.seal(&dk, "users", "display_name", id, &json(&display_name)?)?,
                 roles: roles
@@ -936,7 +963,7 @@ impl Store for SqlStore {
         self.writer
             .write(Op::Insert {
                 what: "a user with this login",
-                rows,
+                rows: Box::new(rows),
                 events: vec![ev],
             })
             .await?;
@@ -1349,7 +1376,7 @@ impl Store for SqlStore {
         self.writer
             .write(Op::Insert {
                 what: "application",
-                rows,
+                rows: Box::new(rows),
                 events,
             })
             .await?;
@@ -1513,6 +1540,9 @@ impl Store for SqlStore {
 
     async fn close(&self) {
         self.indexer.abort();
+        if let Some(w) = &self.key_watch {
+            w.abort();
+        }
         if let Err(e) = index_pending(&self.writer, &self.backlog, &*self.clock, false).await {
             tracing::warn!(error = %e, "indexing blind indexes at close failed; they stay pending");
         }

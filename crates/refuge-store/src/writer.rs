@@ -36,7 +36,7 @@ pub(crate) enum Op {
     /// New records and their events. `what` names the record in duplicate errors.
     Insert {
         what: &'static str,
-        rows: RowBatch,
+        rows: Box<RowBatch>,
         events: Vec<PendingEvent>,
     },
     /// Replace a case's facts if it is still at `expected` version.
@@ -88,6 +88,18 @@ pub(crate) enum Op {
         scope: Scope,
         person_id: Uuid,
         event: PendingEvent,
+    },
+    /// Key rotation: replace wrapped data keys (each only if unchanged since it was read).
+    /// Derived key material: no event per row.
+    Rewrap {
+        persons: Vec<Rewrap>,
+        users: Vec<Rewrap>,
+    },
+    /// Set and remove instance meta rows, with an event if given.
+    SetMeta {
+        set: Vec<MetaRow>,
+        remove: Vec<String>,
+        event: Option<PendingEvent>,
     },
     /// Only an event (e.g. an identity read).
     Append { event: PendingEvent },
@@ -555,6 +567,19 @@ impl Group {
             }
             Op::Append { event } => {
                 self.append(c, event.clone()).await?;
+                Ok(Ok(Outcome::Written { at: self.at }))
+            }
+            Op::Rewrap { persons, users } => {
+                self.rows.person_rewraps.extend(persons.iter().cloned());
+                self.rows.user_rewraps.extend(users.iter().cloned());
+                Ok(Ok(Outcome::Written { at: self.at }))
+            }
+            Op::SetMeta { set, remove, event } => {
+                self.rows.meta_set.extend(set.iter().cloned());
+                self.rows.meta_removed.extend(remove.iter().cloned());
+                if let Some(e) = event {
+                    self.append(c, e.clone()).await?;
+                }
                 Ok(Ok(Outcome::Written { at: self.at }))
             }
             Op::IndexLookups { limit } => {

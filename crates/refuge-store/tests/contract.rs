@@ -208,6 +208,7 @@ contract!(
     staff_credentials_and_api_tokens,
     queue_pages_in_id_order,
     erasing_a_person_destroys_their_key,
+    rotating_the_instance_key_keeps_a_running_store_working,
 );
 
 async fn create_read_update_with_versions(env: Env) {
@@ -3444,4 +3445,140 @@ async fn erasing_a_person_destroys_their_key(env: Env) {
             );
         }
     }
+}
+
+async fn rotating_the_instance_key_keeps_a_running_store_working(env: Env) {
+    let s = &env.store;
+    let mine = Scope::Organisation(env.org.id);
+    let mut before = Vec::new();
+    for i in 0..5 {
+        before.push(
+            s.create_case(Actor::Operator, new_case(&env, &format!("Before {i}")))
+                .await
+                .unwrap(),
+        );
+    }
+    let user = s
+        .create_user(
+            Actor::Operator,
+            env.org.id,
+            "rota.user".parse().unwrap(),
+            "Rota User".parse().unwrap(),
+            vec![Role::Caseworker],
+        )
+        .await
+        .unwrap();
+    let phc = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2g";
+    s.set_password(Actor::Operator, user.id, secret(phc))
+        .await
+        .unwrap();
+    s.flush_indexes().await.unwrap();
+
+    // A running server that looks for an announced key every 50 ms, writing all along.
+    let mut server_cfg = config(&env.url, &env.key);
+    server_cfg.key_watch = std::time::Duration::from_millis(50);
+    let server = Arc::new(refuge_store::open(server_cfg).await.unwrap());
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writing = {
+        let (server, stop, org) = (server.clone(), stop.clone(), env.org.id);
+        tokio::spawn(async move {
+            let mut made = Vec::new();
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let new = NewCase {
+                    organisation_id: org,
+                    person: person(&format!("During {i}")),
+                    facts: Facts::default(),
+                };
+                made.push(server.create_case(Actor::Operator, new).await.unwrap());
+                i += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            made
+        })
+    };
+
+    let mut rotate_cfg = config(&env.url, &env.key);
+    rotate_cfg.key_watch = std::time::Duration::ZERO;
+    let report = refuge_store::rotate_key(
+        rotate_cfg,
+        refuge_store::Rotation {
+            new_passphrase: None,
+            grace: std::time::Duration::from_millis(400),
+        },
+        &|_, _| {},
+    )
+    .await
+    .unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let during = writing.await.unwrap();
+    assert!(!during.is_empty());
+    assert!(report.persons >= 5, "{report:?}");
+    assert!(report.users >= 1, "{report:?}");
+    assert_ne!(report.old_key_id, report.new_key_id);
+    let retired = report.retired_key_file.clone().unwrap();
+    assert!(retired.exists());
+    assert!(!env.dir.path().join("instance.key.next").exists());
+
+    // The server still writes after the rotation, under the new key.
+    let after = server
+        .create_case(Actor::Operator, new_case(&env, "After Rotation"))
+        .await
+        .unwrap();
+
+    // Move the old key away: the new key alone opens everything.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let old_key = elsewhere.path().join("old.key");
+    std::fs::rename(&retired, &old_key).unwrap();
+    let mut fresh_cfg = config(&env.url, &env.key);
+    fresh_cfg.key_watch = std::time::Duration::ZERO;
+    let fresh = refuge_store::open(fresh_cfg).await.unwrap();
+    let all: Vec<&refuge_core::case::Case> = before.iter().chain(&during).chain([&after]).collect();
+    for (i, case) in all.iter().enumerate() {
+        let read = fresh.case(mine, &CaseKey::Id(case.id)).await;
+        assert_eq!(
+            read.map(|c| c.facts).ok().as_ref(),
+            Some(&case.facts),
+            "case {i} of {} ({} before, {} during)",
+            all.len(),
+            before.len(),
+            during.len()
+        );
+    }
+    let creds = fresh
+        .user_credentials(&"rota.user".parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(creds.password_phc.unwrap().expose(), phc);
+    assert_eq!(
+        fresh
+            .find_cases(Scope::Instance, &Lookup::Name("Before 3".into()))
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "the blind-index key was re-wrapped too"
+    );
+    assert!(fresh.verify_chain().await.unwrap().is_intact());
+    let mut raw = Raw::connect(&env.url).await;
+    let rotated = raw.events_about(env.org.id.0).await;
+    assert!(rotated.iter().all(|(k, _, _)| k != "instance_key_rotated"));
+    let instance = raw.events_about(Uuid::nil()).await;
+    assert!(
+        instance
+            .iter()
+            .any(|(k, meta, _)| k == "instance_key_rotated" && meta.contains(&report.new_key_id)),
+        "{instance:?}"
+    );
+    fresh.close().await;
+    server.close().await;
+
+    // The old key alone no longer unlocks the instance.
+    let mut old_cfg = config(&env.url, &old_key);
+    old_cfg.key_watch = std::time::Duration::ZERO;
+    assert!(matches!(
+        refuge_store::open(old_cfg).await,
+        Err(StoreError::WrongKey)
+    ));
 }

@@ -63,6 +63,9 @@ pub enum Command {
     /// Cases: a person's matter within an organisation.
     #[command(subcommand)]
     Case(CaseCmd),
+    /// The instance key: rotate it (every data key re-wrapped; no data re-encrypted).
+    #[command(subcommand)]
+    Keys(KeysCmd),
     /// Persons: erase one for good (crypto-shredding).
     #[command(subcommand)]
     Person(PersonCmd),
@@ -120,6 +123,24 @@ pub enum CaseCmd {
     List(CaseListArgs),
     /// Replace a case's facts, if it is still at the version you based the change on.
     Facts(CaseFactsArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCmd {
+    /// Replace the instance key with a new one while servers keep running: every data key is
+    /// wrapped anew under it and nothing else is re-encrypted. With a key file, the new key is
+    /// written beside it as KEY.next, running servers take it up within 5 s, and at the end it
+    /// replaces KEY; the old key is kept as KEY.retired-<id> for older backups. A passphrase
+    /// instance takes its new passphrase from REFUGE_NEW_PASSPHRASE; stop its servers first.
+    Rotate(KeysRotateArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct KeysRotateArgs {
+    /// Seconds to give running servers to take up the new key before re-wrapping starts
+    /// (they look every 5 s).
+    #[arg(long, default_value_t = 12, value_name = "SECONDS")]
+    pub grace: u64,
 }
 
 #[derive(Subcommand, Debug)]

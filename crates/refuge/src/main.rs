@@ -160,6 +160,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo => run_demo(&ctx, &out).await,
         Command::Case(c) => case(&ctx, &out, c).await,
         Command::Person(cli::PersonCmd::Erase(a)) => erase_person(&ctx, &out, a).await,
+        Command::Keys(cli::KeysCmd::Rotate(a)) => rotate_keys(&ctx, &out, a).await,
         Command::Application(c) => application(&ctx, &out, c).await,
         Command::Org(c) => org(&ctx, &out, c).await,
         Command::Audit(cli::AuditCmd::Verify) => audit_verify(&ctx, &out).await,
@@ -269,6 +270,35 @@ async fn pick_org(store: &SqlStore, given: Option<OrgId>) -> anyhow::Result<OrgI
 
 fn scope(org: Option<OrgId>) -> Scope {
     org.map_or(Scope::Instance, Scope::Organisation)
+}
+
+async fn rotate_keys(ctx: &Ctx, out: &Out, a: cli::KeysRotateArgs) -> anyhow::Result<ExitCode> {
+    let new_passphrase = match std::env::var("REFUGE_NEW_PASSPHRASE") {
+        Ok(p) if !p.is_empty() => Some(refuge_crypto::SecretString::new(p)),
+        _ => None,
+    };
+    if ctx.default_url && !ctx.data.join("refuge.db").exists() {
+        return Err(usage(format!(
+            "no refuge instance in {}: pass --data / --database-url",
+            ctx.data.display()
+        )));
+    }
+    let bar = output::spinner("rotating the instance key");
+    let progress = |what: &str, done: u64| {
+        bar.set_message(format!("{what} ({done} keys re-wrapped)"));
+    };
+    let report = refuge_store::rotate_key(
+        ctx.config()?,
+        refuge_store::Rotation {
+            new_passphrase,
+            grace: std::time::Duration::from_secs(a.grace),
+        },
+        &progress,
+    )
+    .await;
+    bar.finish_and_clear();
+    out.rotated(&report?);
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn erase_person(ctx: &Ctx, out: &Out, a: cli::PersonEraseArgs) -> anyhow::Result<ExitCode> {

@@ -105,6 +105,24 @@ impl Out {
         self.format == Format::Json
     }
 
+    /// A key rotation done.
+    pub fn rotated(&self, r: &refuge_store::RotationReport) {
+        if self.json() {
+            print_json(&to_json(r));
+        } else if !self.quiet {
+            println!(
+                "The instance key is now {} (was {}): {} persons' and {} users' data keys re-wrapped.",
+                r.new_key_id, r.old_key_id, r.persons, r.users
+            );
+            if let Some(f) = &r.retired_key_file {
+                println!(
+                    "The old key is kept in {}: backups made before now need it. Delete it when they expire.",
+                    f.display()
+                );
+            }
+        }
+    }
+
     /// A person erased.
     pub fn person_erased(&self, person: refuge_core::ids::PersonId) {
         if self.json() {
@@ -408,6 +426,17 @@ impl Out {
             );
         }
     }
+}
+
+/// A spinner with a message on standard error, hidden when stderr is not a terminal.
+pub fn spinner(what: &str) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} ({elapsed})") {
+        bar.set_style(style);
+    }
+    bar.set_message(what.to_owned());
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar
 }
 
 /// A progress bar on standard error for `len` bytes, hidden when stderr is not a terminal.

@@ -719,3 +719,125 @@ fn person_erase_shreds_one_person_on_sqlite_and_postgres() {
         person_erase_on(dir.path(), &["--database-url", &url]);
     }
 }
+
+/// `refuge keys rotate` on one key-file instance (`extra` selects its database).
+fn keys_rotate_on(dir: &Path, extra: &[&str]) {
+    let run = |key: Option<&Path>, args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_refuge"));
+        c.arg("--data").arg(dir.join("data")).args(extra);
+        if let Some(k) = key {
+            c.arg("--key-file").arg(k);
+        }
+        c.args(args)
+            .env_remove("REFUGE_PASSPHRASE")
+            .output()
+            .unwrap()
+    };
+    let ok = |args: &[&str]| {
+        let out = run(None, args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    ok(&["init"]);
+    std::fs::write(dir.join("person.json"), PERSON).unwrap();
+    std::fs::write(dir.join("facts.json"), FACTS).unwrap();
+    let v: Value = serde_json::from_str(&ok(&[
+        "case",
+        "new",
+        "--person",
+        dir.join("person.json").to_str().unwrap(),
+        "--facts",
+        dir.join("facts.json").to_str().unwrap(),
+        "--format",
+        "json",
+    ]))
+    .unwrap();
+    let id = v["case"]["id"].as_str().unwrap().to_owned();
+    let key = dir.join("data/instance.key");
+    let old_key = std::fs::read(&key).unwrap();
+
+    let r: Value =
+        serde_json::from_str(&ok(&["keys", "rotate", "--grace", "0", "--format", "json"])).unwrap();
+    assert_ne!(r["old_key_id"], r["new_key_id"]);
+    assert!(r["persons"].as_u64().unwrap() >= 1, "{r}");
+    assert_ne!(
+        std::fs::read(&key).unwrap(),
+        old_key,
+        "the key file holds the new key"
+    );
+    let retired = PathBuf::from(r["retired_key_file"].as_str().unwrap());
+    assert_eq!(std::fs::read(&retired).unwrap(), old_key);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for f in [&key, &retired] {
+            assert_eq!(
+                std::fs::metadata(f).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+        }
+    }
+    assert!(!dir.join("data/instance.key.next").exists());
+
+    // Only the new key opens the instance now, and everything is still there.
+    let moved = dir.join("old.key");
+    std::fs::rename(&retired, &moved).unwrap();
+    assert!(ok(&["case", "show", &id, "--reveal-identity"]).contains("Кузнецов"));
+    let audit: Value = serde_json::from_str(&ok(&["audit", "verify", "--format", "json"])).unwrap();
+    assert_eq!(audit["intact"], true, "{audit}");
+    let out = run(Some(&moved), &["case", "show", &id]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn keys_rotate_rewraps_on_sqlite_and_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    keys_rotate_on(dir.path(), &[]);
+    if let Some(url) = fresh_pg("rotate") {
+        let dir = tempfile::tempdir().unwrap();
+        keys_rotate_on(dir.path(), &["--database-url", &url]);
+    }
+}
+
+#[test]
+fn keys_rotate_moves_a_passphrase_instance_to_a_new_passphrase() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |pass: &str, new: Option<&str>, args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_refuge"));
+        c.arg("--data")
+            .arg(dir.path().join("data"))
+            .args(args)
+            .env("REFUGE_PASSPHRASE", pass)
+            .env_remove("REFUGE_NEW_PASSPHRASE");
+        if let Some(n) = new {
+            c.env("REFUGE_NEW_PASSPHRASE", n);
+        }
+        c.output().unwrap()
+    };
+    let old = "correct horse battery staple";
+    let new = "a different, longer passphrase";
+    assert!(run(old, None, &["init"]).status.success());
+    // No new passphrase: refused, nothing changed.
+    let out = run(old, None, &["keys", "rotate"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("REFUGE_NEW_PASSPHRASE"));
+    assert!(run(old, None, &["case", "list"]).status.success());
+    let out = run(old, Some(new), &["keys", "rotate"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(run(new, None, &["case", "list"]).status.success());
+    assert!(run(new, None, &["audit", "verify"]).status.success());
+    assert_eq!(run(old, None, &["case", "list"]).status.code(), Some(2));
+}

@@ -192,7 +192,7 @@ pub(super) async fn refer(
     s.writer
         .write(Op::Insert {
             what: "an open referral of this case to this organisation",
-            rows,
+            rows: Box::new(rows),
             events: vec![ev],
         })
         .await?;

@@ -227,7 +227,7 @@ pub(super) async fn add_evidence(
     s.writer
         .write(Op::Insert {
             what: "evidence",
-            rows,
+            rows: Box::new(rows),
             events: vec![ev],
         })
         .await?;
@@ -331,7 +331,7 @@ pub(super) async fn add_message(
     s.writer
         .write(Op::Insert {
             what: "message",
-            rows,
+            rows: Box::new(rows),
             events: vec![ev],
         })
         .await?;
@@ -475,7 +475,7 @@ pub(super) async fn set_deadline(
     s.writer
         .write(Op::Insert {
             what: "deadline",
-            rows,
+            rows: Box::new(rows),
             events: vec![ev],
         })
         .await?;

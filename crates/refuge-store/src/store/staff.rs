@@ -20,7 +20,6 @@ const MAX_TOTP_SECRET: usize = 64;
 impl SqlStore {
     fn user_key(&self, r: &UserRow) -> Result<DataKey> {
         self.keys
-            .instance
             .unwrap_data_key(r.wrapped_key.as_deref().unwrap_or(&[]), &user_owner(r.id))
             .map_err(|_| StoreError::Corrupt {
                 what: "user",
@@ -266,7 +265,7 @@ pub(super) async fn create_api_token(
     s.writer
         .write(Op::Insert {
             what: "API token",
-            rows,
+            rows: Box::new(rows),
             events: vec![ev],
         })
         .await?;
