@@ -17,6 +17,7 @@ mod portal;
 pub mod questions;
 pub mod session;
 mod staff;
+pub mod throttle;
 pub mod totp;
 mod workspace;
 
@@ -55,6 +56,8 @@ pub struct WebConfig {
     pub timeouts: session::Timeouts,
     /// Sessions kept in memory at most.
     pub max_sessions: usize,
+    /// Limits on guessing passwords, codes and codenames.
+    pub limits: throttle::Limits,
 }
 
 impl Default for WebConfig {
@@ -66,6 +69,7 @@ impl Default for WebConfig {
             max_body_bytes: 64 * 1024,
             timeouts: session::Timeouts::default(),
             max_sessions: 100_000,
+            limits: throttle::Limits::default(),
         }
     }
 }
@@ -90,6 +94,19 @@ pub struct Inner {
     pub api_tokens: api::TokenCache,
     /// TOTP steps already used, per user (a code works once).
     pub used_totp: std::sync::Mutex<std::collections::HashMap<refuge_core::ids::UserId, u64>>,
+    /// Failed sign-ins and codename lookups.
+    pub throttle: throttle::Throttle,
+}
+
+/// Why the web application cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A translation file is broken.
+    #[error(transparent)]
+    Translations(#[from] i18n::I18nError),
+    /// No randomness for the server's own keys.
+    #[error("no randomness for the server's keys: {0}")]
+    Entropy(#[from] refuge_crypto::CryptoError),
 }
 
 /// Shared state of the web server.
@@ -111,8 +128,11 @@ impl AppState {
         clock: Arc<dyn Clock>,
         entropy: Arc<dyn Entropy>,
         config: WebConfig,
-    ) -> Result<AppState, i18n::I18nError> {
+    ) -> Result<AppState, StartError> {
+        let mut throttle_key = [0u8; 32];
+        entropy.fill(&mut throttle_key)?;
         Ok(AppState(Arc::new(Inner {
+            throttle: throttle::Throttle::new(config.limits, throttle_key),
             store,
             library,
             i18n: i18n::I18n::embedded()?,

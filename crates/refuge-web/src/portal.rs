@@ -543,13 +543,23 @@ async fn status_submit(
 ) -> Result<Response, WebError> {
     let pairs = crate::csrf_form(&ctx, &body)?;
     let typed = crate::codename::normalise(field(&pairs, "codename").unwrap_or(""));
+    // csrf_form has checked that there is a session.
+    let session = ctx.token.clone().unwrap_or_default();
+    let now = st.clock.now();
+    let t = Tr::new(&st.i18n, ctx.lang);
+    if st.throttle.codename(&session, now) == crate::throttle::Verdict::Wait {
+        st.sessions.end(&session);
+        tracing::info!("codename lookup throttled");
+        let page = status_page(&t, &ctx, Some(t.get("status-throttled")));
+        return Ok(html(&ctx, StatusCode::TOO_MANY_REQUESTS, page.render()));
+    }
     let found = if typed.expose().is_empty() {
         None
     } else {
         st.store.case_for_codename(&typed).await?
     };
     let Some((case, org)) = found else {
-        let t = Tr::new(&st.i18n, ctx.lang);
+        st.throttle.codename_failed(&session, now);
         let page = status_page(&t, &ctx, Some(t.get("status-unknown")));
         return Ok(html(&ctx, StatusCode::OK, page.render()));
     };

@@ -6,6 +6,7 @@ use crate::i18n::Tr;
 use crate::page::{Page, ensure_session, html, see_other, with_cookie};
 use crate::portal::{fact_rows, when};
 use crate::session::{self, Who};
+use crate::throttle::Verdict;
 use crate::{AppState, Ctx, WebError, field};
 use askama::Template;
 use axum::Router;
@@ -84,7 +85,17 @@ async fn login_submit(
 ) -> Result<Response, WebError> {
     let pairs = crate::csrf_form(&ctx, &body)?;
     let password = SecretString::new(field(&pairs, "password").unwrap_or("").to_owned());
-    let login: Option<Login> = field(&pairs, "login").and_then(|l| l.trim().parse().ok());
+    let typed = field(&pairs, "login").unwrap_or("");
+    let t = Tr::new(&st.i18n, ctx.lang);
+    let now = st.clock.now();
+    if st.throttle.sign_in(typed, now) == Verdict::Wait {
+        // The same work and the same answer for every name, known or not.
+        refuge_crypto::verify_nothing(&password);
+        tracing::info!("staff sign-in throttled");
+        let page = login_page(&t, &ctx, false, Some(t.get("staff-login-throttled")));
+        return Ok(html(&ctx, StatusCode::TOO_MANY_REQUESTS, page.render()));
+    }
+    let login: Option<Login> = typed.trim().parse().ok();
     let creds = match &login {
         Some(l) => st.store.user_credentials(l).await?,
         None => None,
@@ -107,8 +118,8 @@ async fn login_submit(
             None
         }
     };
-    let t = Tr::new(&st.i18n, ctx.lang);
     let Some(user) = user else {
+        st.throttle.sign_in_failed(typed, now);
         tracing::info!("staff sign-in refused");
         let page = login_page(&t, &ctx, false, Some(t.get("staff-login-failed")));
         return Ok(html(&ctx, StatusCode::OK, page.render()));
@@ -154,6 +165,16 @@ async fn code_submit(
     };
     let t = Tr::new(&st.i18n, ctx.lang);
     let u = st.store.user(Scope::Instance, user).await?;
+    let now = st.clock.now();
+    if st.throttle.sign_in(u.login.as_str(), now) == Verdict::Wait {
+        // Too many wrong codes: start again from the password, later.
+        if let Some(token) = &ctx.token {
+            st.sessions.end(token);
+        }
+        tracing::info!(user = %user, "staff code throttled");
+        let page = login_page(&t, &ctx, false, Some(t.get("staff-login-throttled")));
+        return Ok(html(&ctx, StatusCode::TOO_MANY_REQUESTS, page.render()));
+    }
     let creds = st.store.user_credentials(&u.login).await?;
     let secret = creds.and_then(|c| c.totp_secret);
     let now_s = st.clock.now().as_micros() / 1_000_000;
@@ -170,6 +191,7 @@ async fn code_submit(
         ok
     });
     if fresh.is_none() || u.disabled {
+        st.throttle.sign_in_failed(u.login.as_str(), now);
         tracing::info!(user = %user, "staff code refused");
         let page = login_page(&t, &ctx, true, Some(t.get("staff-code-failed")));
         return Ok(html(&ctx, StatusCode::OK, page.render()));
@@ -187,6 +209,7 @@ async fn code_submit(
             st.entropy.as_ref(),
         )
         .map_err(|_| WebError::internal())?;
+    st.throttle.sign_in_succeeded(u.login.as_str());
     tracing::info!(user = %user, "staff signed in");
     Ok(with_cookie(
         see_other("/staff"),

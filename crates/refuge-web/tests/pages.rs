@@ -173,6 +173,86 @@ fn sign_in_failures_look_alike_and_codes_work_once() {
     assert_eq!(anon.get("/staff/deadlines").status, 303);
 }
 
+#[test]
+fn guessing_is_throttled_alike_for_known_and_unknown_names() {
+    let srv = server::start();
+    let jonas = &srv.staff["jonas"];
+    let attempt = |login: &str, password: &str| {
+        let mut c = Client::new(&srv.base, "en");
+        let csrf = c.get("/staff/login").csrf();
+        let p = c.post(
+            "/staff/login",
+            &[("csrf", &csrf), ("login", login), ("password", password)],
+        );
+        (p.status, strip_tokens(&p))
+    };
+    for _ in 0..5 {
+        assert_eq!(attempt(&jonas.login, "wrong password").0, 200);
+        assert_eq!(attempt("nobody.here", "wrong password").0, 200);
+    }
+    // Now even the right password is refused, and a real name looks like an unknown one.
+    let known = attempt(&jonas.login, &jonas.password);
+    let unknown = attempt("nobody.here", "whatever");
+    assert_eq!(known.0, 429);
+    assert_eq!(known, unknown);
+    assert!(known.1.contains(&tr("en", "staff-login-throttled")));
+    // Someone else signs in as usual.
+    let eva = &srv.staff["eva"];
+    let mut e = Client::new(&srv.base, "en");
+    e.sign_in(&eva.login, &eva.password, &srv.code("eva"));
+    assert_eq!(e.get("/staff").status, 200);
+
+    // Wrong second-factor codes count too: after the password, five wrong codes lock the
+    // name and end the half-signed-in session.
+    let admin = &srv.staff["admin"];
+    let mut a = Client::new(&srv.base, "en");
+    let csrf = a.get("/staff/login").csrf();
+    let r = a.post(
+        "/staff/login",
+        &[
+            ("csrf", &csrf),
+            ("login", &admin.login),
+            ("password", &admin.password),
+        ],
+    );
+    assert_eq!(r.status, 303);
+    for _ in 0..5 {
+        let csrf = a.get("/staff/login/code").csrf();
+        let r = a.post("/staff/login/code", &[("csrf", &csrf), ("code", "000000")]);
+        assert_eq!(r.status, 200);
+    }
+    let csrf = a.get("/staff/login/code").csrf();
+    let r = a.post(
+        "/staff/login/code",
+        &[("csrf", &csrf), ("code", &srv.code("admin"))],
+    );
+    assert_eq!(r.status, 429);
+    assert_eq!(
+        a.get("/staff/login/code").status,
+        303,
+        "back to the password"
+    );
+
+    // Codenames: a session that guesses five times must start again.
+    let mut g = Client::new(&srv.base, "ru");
+    let mut csrf = g.get("/status").csrf();
+    for i in 0..5 {
+        let r = g.post(
+            "/status",
+            &[("csrf", &csrf), ("codename", &format!("wrong words {i}"))],
+        );
+        assert_eq!(r.status, 200);
+        assert!(r.body.contains(&tr("ru", "status-unknown")));
+        csrf = r.csrf();
+    }
+    let r = g.post(
+        "/status",
+        &[("csrf", &csrf), ("codename", "wrong words again")],
+    );
+    assert_eq!(r.status, 429);
+    assert!(r.body.contains(&tr("ru", "status-throttled")));
+}
+
 fn multipart(csrf: &str, name: &str, bytes: &[u8]) -> (String, Vec<u8>) {
     let boundary = "----refugetestboundary";
     let mut body = Vec::new();
