@@ -4,70 +4,15 @@
 //! note comes from 200); the moment of each kill is drawn from a seeded generator
 //! (`REFUGE_CRASH_SEED`), so a failing run can be repeated.
 
+mod support;
+
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-
-fn refuge(data: &Path, db: &[String]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_refuge"));
-    c.arg("--data")
-        .arg(data)
-        .args(db)
-        .env_remove("REFUGE_PASSPHRASE")
-        .env_remove("REFUGE_DATABASE_URL")
-        .env_remove("REFUGE_KEY_FILE")
-        .env("REFUGE_LOG", "warn");
-    c
-}
-
-fn ok(c: &mut Command) -> String {
-    let out = c.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{c:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// Start the server on a free port; returns it and its base URL once it listens.
-fn serve(data: &Path, db: &[String], extra: &[&str]) -> (Child, String) {
-    let mut child = refuge(data, db)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    // Read until the server says where it listens, then keep draining its output: a closed
-    // pipe would make its next line fail.
-    let out = BufReader::new(child.stdout.take().unwrap());
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut tx = Some(tx);
-        for line in out.lines() {
-            let Ok(line) = line else { break };
-            if let Some(base) = line.trim().strip_prefix("refuge is serving on ")
-                && let Some(tx) = tx.take()
-            {
-                let _ = tx.send(base.to_owned());
-            }
-        }
-    });
-    match rx.recv_timeout(Duration::from_secs(60)) {
-        Ok(base) => (child, base),
-        Err(_) => {
-            let _ = child.kill();
-            let status = child.wait();
-            panic!("refuge serve did not start: {status:?}");
-        }
-    }
-}
+use support::{ok, refuge, serve};
 
 /// A small deterministic generator (xorshift64*), for the kill times.
 struct Rng(u64);

@@ -1,0 +1,71 @@
+//! Running the `refuge` binary in tests: commands on a data directory, and a server.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// `refuge --data DATA [DB…]`, with no key or database settings from the environment.
+pub fn refuge(data: &Path, db: &[String]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_refuge"));
+    c.arg("--data")
+        .arg(data)
+        .args(db)
+        .env_remove("REFUGE_PASSPHRASE")
+        .env_remove("REFUGE_DATABASE_URL")
+        .env_remove("REFUGE_KEY_FILE")
+        .env("REFUGE_LOG", "warn");
+    c
+}
+
+/// Run it; panics unless it succeeds; returns standard output.
+pub fn ok(c: &mut Command) -> String {
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{c:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Start the server on a free port; returns it and its base URL once it listens.
+pub fn serve(data: &Path, db: &[String], extra: &[&str]) -> (Child, String) {
+    let mut c = refuge(data, db);
+    c.stderr(Stdio::inherit());
+    spawn_server(c, extra)
+}
+
+/// Start `c serve --listen 127.0.0.1:0 EXTRA…` (its standard error as `c` sets it).
+pub fn spawn_server(mut c: Command, extra: &[&str]) -> (Child, String) {
+    let mut child = c
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read until the server says where it listens, then keep draining its output: a closed
+    // pipe would make its next line fail.
+    let out = BufReader::new(child.stdout.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in out.lines() {
+            let Ok(line) = line else { break };
+            if let Some(base) = line.trim().strip_prefix("refuge is serving on ")
+                && let Some(tx) = tx.take()
+            {
+                let _ = tx.send(base.to_owned());
+            }
+        }
+    });
+    match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(base) => (child, base),
+        Err(_) => {
+            let _ = child.kill();
+            let status = child.wait();
+            panic!("refuge serve did not start: {status:?}");
+        }
+    }
+}
