@@ -314,6 +314,19 @@ impl FromRequestParts<AppState> for Caller {
             );
             return Err(res);
         };
+        // Who may do what is decided in one place (crate::policy); whose records, below.
+        if !crate::policy::permits(
+            &c.roles,
+            &parts.method,
+            parts.extensions.get::<axum::extract::MatchedPath>(),
+        ) {
+            let ctx = match Ctx::from_request_parts(parts, st).await {
+                Ok(c) => c,
+                Err(never) => match never {},
+            };
+            tracing::info!(user = %c.user, path = %parts.uri.path(), "refused by role");
+            return Err(WebError::forbidden().json(st, ctx.lang));
+        }
         Ok(Caller {
             user: c.user,
             org: c.org,
@@ -380,6 +393,22 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, WebError> {
     })?;
     de.end().map_err(|e| json_error(".", &e))?;
     Ok(value)
+}
+
+/// Decodes `bytes` as the handlers decode a request body (with [`ApiJson`]), as the body of
+/// request `kind` modulo 7: check, new case, move, message, deadline, referral, answer. For the
+/// fuzz targets in `fuzz/` only: not part of the crate's interface.
+#[doc(hidden)]
+pub fn decode_request_for_fuzzing(kind: u8, bytes: &[u8]) -> Result<(), WebError> {
+    match kind % 7 {
+        0 => parse_json::<CheckRequest>(bytes).map(drop),
+        1 => parse_json::<NewCaseRequest>(bytes).map(drop),
+        2 => parse_json::<MoveRequest>(bytes).map(drop),
+        3 => parse_json::<MessageRequest>(bytes).map(drop),
+        4 => parse_json::<DeadlineRequest>(bytes).map(drop),
+        5 => parse_json::<ReferralRequest>(bytes).map(drop),
+        _ => parse_json::<AnswerRequest>(bytes).map(drop),
+    }
 }
 
 fn json_error(path: &str, e: &serde_json::Error) -> WebError {
@@ -782,7 +811,7 @@ async fn move_application(
     let scope = caller.scope();
     let app = st.store.application(scope, id).await.or_api()?;
     let decision = if req.to.is_decided() {
-        if !caller.roles.contains(&Role::DecisionMaker) {
+        if !crate::policy::allows(&caller.roles, crate::policy::Action::Decide) {
             return Err(forbidden(
                 "Only a user with the decision_maker role records decisions.",
             ));

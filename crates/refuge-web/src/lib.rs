@@ -13,6 +13,7 @@ mod api;
 pub mod codename;
 pub mod i18n;
 mod page;
+pub mod policy;
 mod portal;
 pub mod questions;
 pub mod session;
@@ -38,8 +39,13 @@ use refuge_store::Store;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+#[doc(hidden)]
+pub use api::decode_request_for_fuzzing;
 pub use api::{api_token_hash, new_api_token};
 pub use page::WebError;
+/// What an evidence upload is, judged by its content (PDF, PNG, JPEG or plain text; `None`:
+/// refused). Public for the fuzz targets in `fuzz/`.
+pub use portal::sniff;
 
 /// Settings of the web server.
 #[derive(Clone, Debug)]
@@ -165,9 +171,10 @@ pub fn app(state: AppState) -> Router {
     let body_limit = state.config.max_body_bytes;
     Router::new()
         .merge(portal::routes(upload_limit))
-        .merge(staff::routes())
+        .merge(staff::routes().merge(workspace::routes()).route_layer(
+            axum::middleware::from_fn_with_state(state.clone(), policy::authorize_staff),
+        ))
         .merge(api::routes(state.config.max_upload_bytes))
-        .merge(workspace::routes())
         .route("/static/refuge.css", get(stylesheet))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(

@@ -59,12 +59,13 @@ impl Page {
             .collect();
         let nav = match ctx.session.as_ref().map(|s| &s.who) {
             Some(Who::Staff { roles, .. }) => {
-                let admin = roles.contains(&refuge_core::org::Role::OrgAdmin)
-                    || roles.contains(&refuge_core::org::Role::InstanceAdmin);
+                use crate::policy::{Action, allows};
+                let cases = allows(roles, Action::ReadCases);
+                let admin = allows(roles, Action::AdministerUsers);
                 [
-                    ("/staff", "nav-queue", true),
-                    ("/staff/deadlines", "nav-deadlines", true),
-                    ("/staff/referrals", "nav-referrals", true),
+                    ("/staff", "nav-queue", cases),
+                    ("/staff/deadlines", "nav-deadlines", cases),
+                    ("/staff/referrals", "nav-referrals", cases),
                     ("/staff/admin", "nav-admin", admin),
                 ]
                 .into_iter()

@@ -211,8 +211,14 @@ async fn code_submit(
         .map_err(|_| WebError::internal())?;
     st.throttle.sign_in_succeeded(u.login.as_str());
     tracing::info!(user = %user, "staff signed in");
+    // Administrators without a casework role start where they may work.
+    let start = if crate::policy::allows(&u.roles, crate::policy::Action::ReadCases) {
+        "/staff"
+    } else {
+        "/staff/admin"
+    };
     Ok(with_cookie(
-        see_other("/staff"),
+        see_other(start),
         session::cookie(&token).as_str(),
     ))
 }
@@ -589,7 +595,7 @@ async fn render_case(
             }
         })
         .collect::<Vec<_>>();
-    let decider = roles.contains(&Role::DecisionMaker);
+    let decider = crate::policy::allows(roles, crate::policy::Action::Decide);
     let apps = apps
         .iter()
         .map(|a| app_action(st, &t, ctx.lang, a, decider))
@@ -895,7 +901,7 @@ async fn act(
             "done-interview"
         }
         "decide" => {
-            if !roles.contains(&Role::DecisionMaker) {
+            if !crate::policy::allows(&roles, crate::policy::Action::Decide) {
                 return Err(WebError::forbidden());
             }
             let to = match field(&pairs, "outcome") {
