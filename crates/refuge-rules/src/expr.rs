@@ -128,7 +128,7 @@ fn lex(src: &str) -> Result<Vec<(Tok, Span)>, ExprError> {
             i += 1;
             continue;
         }
-        let two = if i + 1 < b.len() { &src[i..i + 2] } else { "" };
+        let two = src.get(i..i + 2).unwrap_or("");
         let op: Option<&'static str> = match two {
             "==" => Some("=="),
             "!=" => Some("!="),
@@ -1421,6 +1421,11 @@ mod tests {
         assert!(e.message.contains("param.max_age"), "{}", e.message);
         let e = compile("days_untl(stay_expires_on) < 3", &scope()).unwrap_err();
         assert!(e.message.contains("days_until"), "{}", e.message);
+        // Curly quotes pasted from a word processor, and a letter after a bracket.
+        for src in ["sex == “male”", "(ё)"] {
+            let e = compile(src, &scope()).unwrap_err();
+            assert!(e.message.contains("unexpected character"), "{}", e.message);
+        }
     }
 
     #[test]
