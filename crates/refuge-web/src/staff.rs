@@ -270,6 +270,19 @@ struct QueuePage {
     empty: String,
 }
 
+/// An optional query parameter: absent or empty is `None`; anything else must parse.
+fn optional<T: std::str::FromStr>(
+    q: &BTreeMap<String, String>,
+    name: &'static str,
+    expected: &'static str,
+) -> Result<Option<T>, WebError> {
+    q.get(name)
+        .filter(|v| !v.is_empty())
+        .map(|v| v.parse())
+        .transpose()
+        .map_err(|_| WebError::bad_field(name, expected))
+}
+
 async fn queue(
     ctx: Ctx,
     State(st): State<AppState>,
@@ -279,24 +292,9 @@ async fn queue(
         return Ok(see_other("/staff/login"));
     };
     let t = Tr::new(&st.i18n, ctx.lang);
-    let programme: Option<ProgrammeId> = q
-        .get("programme")
-        .filter(|p| !p.is_empty())
-        .map(|p| p.parse())
-        .transpose()
-        .map_err(|_| WebError::bad_field("programme", "not a programme id"))?;
-    let state: Option<ApplicationState> = q
-        .get("state")
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse())
-        .transpose()
-        .map_err(|_| WebError::bad_field("state", "not an application state"))?;
-    let after: Option<ApplicationId> = q
-        .get("after")
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse())
-        .transpose()
-        .map_err(|_| WebError::bad_field("after", "not an application id"))?;
+    let programme: Option<ProgrammeId> = optional(&q, "programme", "not a programme id")?;
+    let state: Option<ApplicationState> = optional(&q, "state", "not an application state")?;
+    let after: Option<ApplicationId> = optional(&q, "after", "not an application id")?;
     let filter = QueueFilter {
         programme: programme.clone(),
         states: match state {

@@ -215,6 +215,14 @@ pub async fn rotate_key(
     })
 }
 
+/// What a wrapped key of `table` is bound to.
+fn owner(table: KeyTable, id: Uuid) -> Vec<u8> {
+    match table {
+        KeyTable::Persons => person_owner(id),
+        KeyTable::Users => user_owner(id),
+    }
+}
+
 impl SqlStore {
     /// Re-wrap every data key not yet under `next`; returns (persons, users) re-wrapped.
     async fn rewrap_all(
@@ -231,10 +239,7 @@ impl SqlStore {
                 after = *last;
                 let mut rewraps = Vec::new();
                 for (id, wrapped) in page {
-                    let owner = match table {
-                        KeyTable::Persons => person_owner(id),
-                        KeyTable::Users => user_owner(id),
-                    };
+                    let owner = owner(table, id);
                     if next.unwrap_data_key(&wrapped, &owner).is_ok() {
                         continue;
                     }
@@ -282,10 +287,7 @@ impl SqlStore {
                 let Some((last, _)) = page.last() else { break };
                 after = *last;
                 for (id, wrapped) in page {
-                    let owner = match table {
-                        KeyTable::Persons => person_owner(id),
-                        KeyTable::Users => user_owner(id),
-                    };
+                    let owner = owner(table, id);
                     if key.unwrap_data_key(&wrapped, &owner).is_err() {
                         left += 1;
                     }
