@@ -4,7 +4,9 @@
 
 use crate::clock::Timestamp;
 use crate::event::Actor;
-use crate::ids::{CaseId, CaseReference, EvidenceId, MessageId, OrgId, ReferralId};
+use crate::ids::{
+    CaseId, CaseReference, EvidenceId, ExportId, MessageId, OrgId, ReferralId, UserId,
+};
 use crate::text::{Label, Text};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -184,6 +186,102 @@ pub struct Referral {
     pub created_at: Timestamp,
     /// Answered at.
     pub answered_at: Option<Timestamp>,
+}
+
+/// Where an export stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExportState {
+    /// Asked for; waiting for a second person.
+    Requested,
+    /// Approved by a second person; the requester may collect it once, within
+    /// [`EXPORT_COLLECT_WITHIN_HOURS`] of the approval.
+    Approved,
+    /// Refused by a second person.
+    Refused,
+    /// Collected by the requester (once; it cannot be collected again).
+    Collected,
+    /// Approved but not collected in time.
+    Expired,
+}
+
+/// How long after its approval an export may be collected.
+pub const EXPORT_COLLECT_WITHIN_HOURS: i64 = 72;
+
+/// The most cases one export may hold.
+pub const EXPORT_MAX_CASES: usize = 500;
+
+impl ExportState {
+    /// Every state.
+    pub const ALL: [ExportState; 5] = [
+        Self::Requested,
+        Self::Approved,
+        Self::Refused,
+        Self::Collected,
+        Self::Expired,
+    ];
+
+    /// The state's name as stored and in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Requested => "requested",
+            Self::Approved => "approved",
+            Self::Refused => "refused",
+            Self::Collected => "collected",
+            Self::Expired => "expired",
+        }
+    }
+}
+
+impl fmt::Display for ExportState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A string that is not an export state.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown export state \"{0}\" (expected requested, approved, refused, collected or expired)"
+)]
+pub struct InvalidExportState(pub String);
+
+impl FromStr for ExportState {
+    type Err = InvalidExportState;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| InvalidExportState(s.to_owned()))
+    }
+}
+
+/// A request to export cases of an organisation: made by one staff user, approved or refused
+/// by another person, collected once by the requester as a file encrypted to a passphrase.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Export {
+    /// Its id.
+    pub id: ExportId,
+    /// The organisation whose cases it holds.
+    pub organisation_id: OrgId,
+    /// Who asked for it.
+    pub requested_by: UserId,
+    /// The cases, in the order asked for.
+    pub cases: Vec<CaseId>,
+    /// Why (stored encrypted).
+    pub purpose: Text,
+    /// Where it stands.
+    pub state: ExportState,
+    /// Who approved or refused it (`None` while requested).
+    pub decided_by: Option<Actor>,
+    /// Optimistic-concurrency version.
+    pub version: u64,
+    /// Asked for at.
+    pub created_at: Timestamp,
+    /// Approved or refused at.
+    pub decided_at: Option<Timestamp>,
+    /// Collected at.
+    pub collected_at: Option<Timestamp>,
 }
 
 #[cfg(test)]

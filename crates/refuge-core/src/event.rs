@@ -134,11 +134,18 @@ pub enum EventKind {
     PersonErased,
     /// The instance key was rotated: every data key re-wrapped under a new instance key.
     InstanceKeyRotated,
+    /// A staff user asked for cases to be exported.
+    ExportRequested,
+    /// A second person approved or refused an export.
+    ExportDecided,
+    /// The requester collected an approved export (its cases' identities left the server,
+    /// encrypted to the requester's passphrase).
+    ExportCollected,
 }
 
 impl EventKind {
     /// Every kind.
-    pub const ALL: [EventKind; 24] = [
+    pub const ALL: [EventKind; 27] = [
         Self::InstanceInitialised,
         Self::OrganisationCreated,
         Self::UserCreated,
@@ -163,6 +170,9 @@ impl EventKind {
         Self::ApiTokenRevoked,
         Self::PersonErased,
         Self::InstanceKeyRotated,
+        Self::ExportRequested,
+        Self::ExportDecided,
+        Self::ExportCollected,
     ];
 
     /// The kind's name as stored.
@@ -192,6 +202,9 @@ impl EventKind {
             Self::ApiTokenRevoked => "api_token_revoked",
             Self::PersonErased => "person_erased",
             Self::InstanceKeyRotated => "instance_key_rotated",
+            Self::ExportRequested => "export_requested",
+            Self::ExportDecided => "export_decided",
+            Self::ExportCollected => "export_collected",
         }
     }
 }

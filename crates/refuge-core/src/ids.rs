@@ -100,6 +100,10 @@ id_type!(
     /// A referral of a case from one organisation to another.
     ReferralId
 );
+id_type!(
+    /// An export of cases, requested by one staff user and approved by another.
+    ExportId
+);
 
 impl OrgId {
     /// The pseudo-organisation that instance-wide events (key rotation, set-up) chain under.

@@ -152,7 +152,7 @@ impl KdfParams {
         self.argon2_params().map(|_| ())
     }
 
-    fn argon2_params(&self) -> Result<Params> {
+    pub(crate) fn argon2_params(&self) -> Result<Params> {
         let params = Params::new(self.m_cost_kib, self.t_cost, self.p_cost, Some(32))
             .map_err(|e| CryptoError::Kdf(e.to_string()))?;
         if u64::from(self.m_cost_kib) < 8 * u64::from(self.p_cost) {

@@ -27,6 +27,7 @@ mod chain;
 mod entropy;
 mod envelope;
 mod error;
+mod export;
 mod hex;
 mod index;
 #[cfg(test)]
@@ -40,6 +41,10 @@ pub use chain::{ChainHash, chain_link};
 pub use entropy::{Entropy, OsEntropy, OsSeededEntropy, SeededEntropy};
 pub use envelope::{Aad, SEAL_OVERHEAD, open, seal};
 pub use error::{CryptoError, Result};
+pub use export::{
+    EXPORT_MAGIC, MIN_EXPORT_PASSPHRASE_CHARS, export_passphrase_problem, is_export, open_export,
+    seal_export,
+};
 pub use hex::hex_encode;
 pub use index::{blind_index, normalise_document_number, normalise_for_index};
 pub use keys::{DataKey, IndexKey, InstanceKey, KdfParams, generate_salt};

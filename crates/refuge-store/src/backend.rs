@@ -24,6 +24,8 @@ pub(crate) enum BackupRow {
     Deadlines(DeadlineRow),
     Referrals(ReferralRow),
     ApiTokens(ApiTokenRow),
+    Exports(ExportRow),
+    SubmissionKeys(SubmissionKeyRow),
     Events(EventRow),
     ChainHeads(HeadRow),
 }
@@ -45,6 +47,8 @@ impl BackupRow {
             BackupRow::Deadlines(_) => "deadlines",
             BackupRow::Referrals(_) => "referrals",
             BackupRow::ApiTokens(_) => "api_tokens",
+            BackupRow::Exports(_) => "exports",
+            BackupRow::SubmissionKeys(_) => "submission_keys",
             BackupRow::Events(_) => "events",
             BackupRow::ChainHeads(_) => "chain_heads",
         }
@@ -66,6 +70,8 @@ impl BackupRow {
             BackupRow::Deadlines(r) => b.deadlines.push(r),
             BackupRow::Referrals(r) => b.referrals.push(r),
             BackupRow::ApiTokens(r) => b.api_tokens.push(r),
+            BackupRow::Exports(r) => b.exports.push(r),
+            BackupRow::SubmissionKeys(r) => b.submission_keys.push(r),
             BackupRow::Events(r) => b.events.push(r),
             BackupRow::ChainHeads(r) => b.heads.push(r),
         }
@@ -73,7 +79,7 @@ impl BackupRow {
 }
 
 /// Tables in dependency order (backup writes and restore reads them in this order).
-pub(crate) const TABLES: [&str; 15] = [
+pub(crate) const TABLES: [&str; 17] = [
     "instance_meta",
     "organisations",
     "users",
@@ -87,6 +93,8 @@ pub(crate) const TABLES: [&str; 15] = [
     "deadlines",
     "referrals",
     "api_tokens",
+    "exports",
+    "submission_keys",
     "events",
     "chain_heads",
 ];
@@ -129,6 +137,11 @@ pub(crate) fn export_sql(table: &str) -> String {
         "api_tokens" => format!(
             "SELECT {} FROM api_tokens ORDER BY token_hash",
             cols::API_TOKEN
+        ),
+        "exports" => format!("SELECT {} FROM exports ORDER BY id", cols::EXPORT),
+        "submission_keys" => format!(
+            "SELECT {} FROM submission_keys ORDER BY organisation_id, key_bidx",
+            cols::SUBMISSION_KEY
         ),
         "events" => format!("SELECT {} FROM events ORDER BY organisation_id, seq", cols::EVENT),
         // A head at seq 0 is only ever a placeholder for a chain that has no event yet.
@@ -292,6 +305,8 @@ pub(crate) trait WriteConn: Send {
     async fn application_state(&mut self, id: Uuid) -> Result<Option<(Uuid, String, i64)>>;
     /// A deadline's organisation, whether it is done, and its version.
     async fn deadline_state(&mut self, id: Uuid) -> Result<Option<(Uuid, bool, i64)>>;
+    /// An export's organisation, state and version.
+    async fn export_state(&mut self, id: Uuid) -> Result<Option<(Uuid, String, i64)>>;
     /// A referral's sending and receiving organisations, state and version.
     async fn referral_state(&mut self, id: Uuid) -> Result<Option<(Uuid, Uuid, String, i64)>>;
     /// A user's organisation and version.
@@ -358,6 +373,12 @@ pub(crate) trait Backend: Send + Sync + 'static {
     async fn case_for_codename(&self, bidx: &[u8]) -> Result<Option<(Uuid, Uuid)>>;
     /// The state of the referral of `case` to `org` that is not declined (at most one is).
     async fn referral_to(&self, case: Uuid, org: Uuid) -> Result<Option<String>>;
+    /// The case and application a submission with this idempotency key created.
+    async fn submission_key(&self, org: Uuid, key_bidx: &[u8]) -> Result<Option<(Uuid, Uuid)>>;
+    /// One export.
+    async fn export_by_id(&self, id: Uuid) -> Result<Option<ExportRow>>;
+    /// An organisation's exports (all if `None`), newest first, at most `limit`.
+    async fn exports(&self, org: Option<Uuid>, limit: i64) -> Result<Vec<ExportRow>>;
     /// One referral.
     async fn referral(&self, id: Uuid) -> Result<Option<ReferralRow>>;
     /// Referrals sent or received by an organisation (all if `None`), oldest first.

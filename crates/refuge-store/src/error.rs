@@ -70,6 +70,10 @@ pub enum StoreError {
         /// Its id.
         id: String,
     },
+    /// The caller may not do this, whatever the record (an export decided by its own
+    /// requester, collected by someone else).
+    #[error("not allowed: {0}")]
+    NotAllowed(&'static str),
     /// A person's data key was destroyed: their data is gone.
     #[error("person {0} has been erased")]
     Erased(String),
@@ -108,6 +112,7 @@ impl StoreError {
                 | StoreError::UnsupportedUrl(_)
                 | StoreError::Backup(_)
                 | StoreError::Erased(_)
+                | StoreError::NotAllowed(_)
         )
     }
 
@@ -125,6 +130,7 @@ impl StoreError {
             StoreError::WrongKey => "wrong_key",
             StoreError::Corrupt { .. } => "corrupt",
             StoreError::Erased(_) => "erased",
+            StoreError::NotAllowed(_) => "not_allowed",
             StoreError::Crypto(_) => "crypto",
             StoreError::Database(_) => "database",
             StoreError::UnsupportedUrl(_) => "unsupported_url",

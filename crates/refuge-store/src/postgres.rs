@@ -19,7 +19,14 @@ use uuid::Uuid;
 
 row_decoders!(PgRow);
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/postgres/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/postgres/0001_init.sql")),
+    (2, include_str!("../migrations/postgres/0002_exports.sql")),
+    (
+        3,
+        include_str!("../migrations/postgres/0003_submission_keys.sql"),
+    ),
+];
 /// Advisory lock key serialising migrations between processes ("refuge" in ASCII).
 const MIGRATION_LOCK: i64 = 0x7265_6675_6765;
 
@@ -129,6 +136,15 @@ impl WriteConn for PgWriter {
         .fetch_optional(&mut self.conn)
         .await?;
         Ok(row.map(|(org, done, v)| (org, done.is_some(), v)))
+    }
+
+    async fn export_state(&mut self, id: Uuid) -> Result<Option<(Uuid, String, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT organisation_id, state, version FROM exports WHERE id = $1 FOR UPDATE",
+        )
+        .bind(id)
+        .fetch_optional(&mut self.conn)
+        .await?)
     }
 
     async fn referral_state(&mut self, id: Uuid) -> Result<Option<(Uuid, Uuid, String, i64)>> {
@@ -357,6 +373,51 @@ impl WriteConn for PgWriter {
                 .execute(&mut *c)
                 .await?;
             changed(done.rows_affected(), "deadline", u.id)?;
+        }
+        for r in &b.submission_keys {
+            sqlx::query("INSERT INTO submission_keys (organisation_id, key_bidx, case_id, application_id, created_at) VALUES ($1, $2, $3, $4, $5)")
+                .bind(r.organisation_id)
+                .bind(&r.key_bidx)
+                .bind(r.case_id)
+                .bind(r.application_id)
+                .bind(r.created_at)
+                .execute(&mut *c)
+                .await?;
+        }
+        // Exports are few: one statement each.
+        for r in &b.exports {
+            sqlx::query("INSERT INTO exports (id, organisation_id, requested_by, case_ids, purpose_ct, state, decided_by, version, created_at, decided_at, collected_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)")
+                .bind(r.id)
+                .bind(r.organisation_id)
+                .bind(r.requested_by)
+                .bind(&r.case_ids)
+                .bind(&r.purpose_ct)
+                .bind(&r.state)
+                .bind(&r.decided_by)
+                .bind(r.version)
+                .bind(r.created_at)
+                .bind(r.decided_at)
+                .bind(r.collected_at)
+                .execute(&mut *c)
+                .await?;
+        }
+        for u in &b.export_updates {
+            let done = sqlx::query(
+                "UPDATE exports SET state = $1, decided_by = COALESCE($2, decided_by), \
+                 decided_at = CASE WHEN $1::text IN ('approved', 'refused') THEN $3 ELSE decided_at END, \
+                 collected_at = CASE WHEN $1::text = 'collected' THEN $3 ELSE collected_at END, version = $4 \
+                 WHERE id = $5 AND version = $6 AND state = $7",
+            )
+            .bind(&u.state)
+            .bind(&u.decided_by)
+            .bind(u.at)
+            .bind(u.version)
+            .bind(u.id)
+            .bind(u.version - 1)
+            .bind(&u.from)
+            .execute(&mut *c)
+            .await?;
+            changed(done.rows_affected(), "export", u.id)?;
         }
         for u in &b.referral_updates {
             let done = sqlx::query("UPDATE referrals SET state = $1, answered_at = $2, version = $3 WHERE id = $4 AND version = $5 AND state = 'pending'")
@@ -687,6 +748,39 @@ impl Backend for PgBackend {
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.map(|(s,)| s))
+    }
+
+    async fn submission_key(&self, org: Uuid, key_bidx: &[u8]) -> Result<Option<(Uuid, Uuid)>> {
+        Ok(sqlx::query_as(
+            "SELECT case_id, application_id FROM submission_keys WHERE organisation_id = $1 AND key_bidx = $2",
+        )
+        .bind(org)
+        .bind(key_bidx)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    async fn export_by_id(&self, id: Uuid) -> Result<Option<ExportRow>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM exports WHERE id = $1",
+            cols::EXPORT
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(export_row).transpose()?)
+    }
+
+    async fn exports(&self, org: Option<Uuid>, limit: i64) -> Result<Vec<ExportRow>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM exports WHERE $1::uuid IS NULL OR organisation_id = $1 ORDER BY id DESC LIMIT $2",
+            cols::EXPORT
+        )))
+        .bind(org)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(export_row).collect::<Result<_, _>>()?)
     }
 
     async fn referral(&self, id: Uuid) -> Result<Option<ReferralRow>> {

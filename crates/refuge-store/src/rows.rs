@@ -177,6 +177,36 @@ pub struct ReferralRow {
     pub answered_at: Option<i64>,
 }
 
+/// `exports`: `case_ids` is the cases' 16-byte ids one after another; the purpose is sealed
+/// with the requester's data key; `decided_by` is an actor as text.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportRow {
+    pub id: Uuid,
+    pub organisation_id: Uuid,
+    pub requested_by: Uuid,
+    #[serde(with = "b64")]
+    pub case_ids: Vec<u8>,
+    #[serde(with = "b64")]
+    pub purpose_ct: Vec<u8>,
+    pub state: String,
+    pub decided_by: Option<String>,
+    pub version: i64,
+    pub created_at: i64,
+    pub decided_at: Option<i64>,
+    pub collected_at: Option<i64>,
+}
+
+/// `submission_keys`: a blind index of a client's idempotency key, and what it created.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmissionKeyRow {
+    pub organisation_id: Uuid,
+    #[serde(with = "b64")]
+    pub key_bidx: Vec<u8>,
+    pub case_id: Uuid,
+    pub application_id: Uuid,
+    pub created_at: i64,
+}
+
 /// `api_tokens`: SHA-256 of the token (never the token), the label sealed with the user's key.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiTokenRow {
@@ -255,6 +285,18 @@ pub struct ReferralUpdate {
     pub version: i64,
 }
 
+/// An export moved from one state to the next (`at` is the decision's or the collection's
+/// time).
+#[derive(Clone, Debug)]
+pub struct ExportUpdate {
+    pub id: Uuid,
+    pub from: String,
+    pub state: String,
+    pub decided_by: Option<String>,
+    pub at: i64,
+    pub version: i64,
+}
+
 /// What changes on a user.
 #[derive(Clone, Debug)]
 pub enum UserChange {
@@ -314,10 +356,13 @@ pub struct RowBatch {
     pub deadlines: Vec<DeadlineRow>,
     pub referrals: Vec<ReferralRow>,
     pub api_tokens: Vec<ApiTokenRow>,
+    pub exports: Vec<ExportRow>,
+    pub submission_keys: Vec<SubmissionKeyRow>,
     pub case_updates: Vec<CaseUpdate>,
     pub application_updates: Vec<ApplicationUpdate>,
     pub deadline_updates: Vec<DeadlineUpdate>,
     pub referral_updates: Vec<ReferralUpdate>,
+    pub export_updates: Vec<ExportUpdate>,
     pub user_updates: Vec<UserUpdate>,
     pub token_revocations: Vec<TokenRevocation>,
     pub person_erasures: Vec<PersonErasure>,
@@ -349,6 +394,9 @@ impl RowBatch {
         self.deadlines.extend(other.deadlines.iter().cloned());
         self.referrals.extend(other.referrals.iter().cloned());
         self.api_tokens.extend(other.api_tokens.iter().cloned());
+        self.exports.extend(other.exports.iter().cloned());
+        self.submission_keys
+            .extend(other.submission_keys.iter().cloned());
     }
 }
 
@@ -413,6 +461,9 @@ pub(crate) mod cols {
         "id, organisation_id, case_id, kind, due_on, note_ct, done_at, version, created_at";
     pub const REFERRAL: &str =
         "id, case_id, from_org, to_org, state, consent_ct, version, created_at, answered_at";
+    pub const EXPORT: &str = "id, organisation_id, requested_by, case_ids, purpose_ct, state, decided_by, version, created_at, decided_at, collected_at";
+    pub const SUBMISSION_KEY: &str =
+        "organisation_id, key_bidx, case_id, application_id, created_at";
     pub const API_TOKEN: &str =
         "token_hash, user_id, organisation_id, label_ct, created_at, revoked_at";
 }
@@ -624,6 +675,36 @@ macro_rules! row_decoders {
                 }
             ))
         }
+        pub(crate) fn export_row(r: &$row) -> Result<ExportRow, sqlx::Error> {
+            Ok(from_row!(
+                r,
+                ExportRow {
+                    id,
+                    organisation_id,
+                    requested_by,
+                    case_ids,
+                    purpose_ct,
+                    state,
+                    decided_by,
+                    version,
+                    created_at,
+                    decided_at,
+                    collected_at
+                }
+            ))
+        }
+        pub(crate) fn submission_key_row(r: &$row) -> Result<SubmissionKeyRow, sqlx::Error> {
+            Ok(from_row!(
+                r,
+                SubmissionKeyRow {
+                    organisation_id,
+                    key_bidx,
+                    case_id,
+                    application_id,
+                    created_at
+                }
+            ))
+        }
         pub(crate) fn api_token_row(r: &$row) -> Result<ApiTokenRow, sqlx::Error> {
             Ok(from_row!(
                 r,
@@ -667,6 +748,8 @@ macro_rules! row_decoders {
                 "deadlines" => BackupRow::Deadlines(deadline_row(r)?),
                 "referrals" => BackupRow::Referrals(referral_row(r)?),
                 "api_tokens" => BackupRow::ApiTokens(api_token_row(r)?),
+                "exports" => BackupRow::Exports(export_row(r)?),
+                "submission_keys" => BackupRow::SubmissionKeys(submission_key_row(r)?),
                 "events" => BackupRow::Events(event_row(r)?),
                 _ => BackupRow::ChainHeads(head_row(r)?),
             })

@@ -21,7 +21,14 @@ use uuid::Uuid;
 
 row_decoders!(SqliteRow);
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/sqlite/0001_init.sql")),
+    (2, include_str!("../migrations/sqlite/0002_exports.sql")),
+    (
+        3,
+        include_str!("../migrations/sqlite/0003_submission_keys.sql"),
+    ),
+];
 
 /// SQLite, embedded.
 pub(crate) struct SqliteBackend {
@@ -33,23 +40,54 @@ pub(crate) struct SqliteBackend {
 /// How often the background checkpointer copies the WAL into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 
+/// Every this many checkpoints, the WAL file is also truncated, at the next lull.
+const TRUNCATE_EVERY: u32 = 25;
+
 /// Checkpoint the WAL from a connection of its own, so that commits never wait for a
 /// checkpoint (the writer connection has automatic checkpoints turned off). PASSIVE never
-/// blocks readers or the writer; SQLite restarts the WAL once it is fully checkpointed.
+/// blocks readers or the writer; SQLite restarts the WAL once it is fully checkpointed, but
+/// keeps the file and whatever old frames lie beyond what it rewrites. So every few seconds,
+/// at the next lull (the WAL fully copied into the database and no frame added since the
+/// previous run, so no writer is waiting), a TRUNCATE without waiting (busy timeout 0) empties
+/// the file: rows overwritten or erased (a destroyed data key, see `scrub`) do not linger in
+/// it while the server runs. Under sustained writes it waits for the lull rather than stall
+/// them while it truncates a large file.
 async fn checkpoint_loop(opts: SqliteConnectOptions) {
+    let opts = opts.busy_timeout(Duration::ZERO);
     let mut conn = None;
     let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut n = 0u32;
+    let mut truncate_due = false;
+    let mut last_log = -1i64;
     loop {
         tick.tick().await;
+        n = n.wrapping_add(1);
+        truncate_due |= n.is_multiple_of(TRUNCATE_EVERY);
         if conn.is_none() {
             conn = SqliteConnection::connect_with(&opts).await.ok();
         }
-        if let Some(c) = conn.as_mut()
-            && let Err(e) = sqlx::raw_sql("PRAGMA wal_checkpoint(PASSIVE)")
-                .execute(&mut *c)
-                .await
-        {
+        let Some(c) = conn.as_mut() else { continue };
+        let passive: std::result::Result<(i64, i64, i64), sqlx::Error> =
+            sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+                .fetch_one(&mut *c)
+                .await;
+        let outcome = match passive {
+            Ok((busy, log, copied)) => {
+                let lull = busy == 0 && log == copied && log == last_log;
+                last_log = log;
+                if truncate_due && lull {
+                    sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(TRUNCATE)")
+                        .fetch_one(&mut *c)
+                        .await
+                        .map(|(busy, _, _)| truncate_due = busy != 0)
+                } else {
+                    Ok(())
+                }
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = outcome {
             tracing::warn!(error = %e, "background checkpoint failed");
             conn = None;
         }
@@ -203,6 +241,16 @@ impl WriteConn for SqliteWriter {
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )?;
         row.map(|(org, done, v)| Ok((uuid_from(org)?, done.is_some(), v)))
+            .transpose()
+    }
+
+    async fn export_state(&mut self, id: Uuid) -> Result<Option<(Uuid, String, i64)>> {
+        let row: Option<(Vec<u8>, String, i64)> = self.row(
+            "SELECT organisation_id, state, version FROM exports WHERE id = ?1",
+            id,
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        row.map(|(org, st, v)| Ok((uuid_from(org)?, st, v)))
             .transpose()
     }
 
@@ -371,6 +419,28 @@ impl WriteConn for SqliteWriter {
                 params![u.done_at, u.version, id(&u.id), u.version - 1],
             )?;
             changed(n, "deadline", u.id)?;
+        }
+        for r in &b.submission_keys {
+            self.run(
+                "INSERT INTO submission_keys (organisation_id, key_bidx, case_id, application_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![id(&r.organisation_id), r.key_bidx, id(&r.case_id), id(&r.application_id), r.created_at],
+            )?;
+        }
+        for r in &b.exports {
+            self.run(
+                "INSERT INTO exports (id, organisation_id, requested_by, case_ids, purpose_ct, state, decided_by, version, created_at, decided_at, collected_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                params![id(&r.id), id(&r.organisation_id), id(&r.requested_by), r.case_ids, r.purpose_ct, r.state, r.decided_by, r.version, r.created_at, r.decided_at, r.collected_at],
+            )?;
+        }
+        for u in &b.export_updates {
+            let n = self.run(
+                "UPDATE exports SET state = ?1, decided_by = COALESCE(?2, decided_by), \
+                 decided_at = CASE WHEN ?1 IN ('approved', 'refused') THEN ?3 ELSE decided_at END, \
+                 collected_at = CASE WHEN ?1 = 'collected' THEN ?3 ELSE collected_at END, version = ?4 \
+                 WHERE id = ?5 AND version = ?6 AND state = ?7",
+                params![u.state, u.decided_by, u.at, u.version, id(&u.id), u.version - 1, u.from],
+            )?;
+            changed(n, "export", u.id)?;
         }
         for u in &b.referral_updates {
             let n = self.run(
@@ -642,6 +712,41 @@ impl Backend for SqliteBackend {
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.map(|(s,)| s))
+    }
+
+    async fn submission_key(&self, org: Uuid, key_bidx: &[u8]) -> Result<Option<(Uuid, Uuid)>> {
+        let row: Option<(Vec<u8>, Vec<u8>)> = sqlx::query_as(
+            "SELECT case_id, application_id FROM submission_keys WHERE organisation_id = ? AND key_bidx = ?",
+        )
+        .bind(org)
+        .bind(key_bidx)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|(c, a)| Ok((uuid_from(c)?, uuid_from(a)?)))
+            .transpose()
+    }
+
+    async fn export_by_id(&self, id: Uuid) -> Result<Option<ExportRow>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM exports WHERE id = ?",
+            cols::EXPORT
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(export_row).transpose()?)
+    }
+
+    async fn exports(&self, org: Option<Uuid>, limit: i64) -> Result<Vec<ExportRow>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM exports WHERE ?1 IS NULL OR organisation_id = ?1 ORDER BY id DESC LIMIT ?2",
+            cols::EXPORT
+        )))
+        .bind(org)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(export_row).collect::<Result<_, _>>()?)
     }
 
     async fn referral(&self, id: Uuid) -> Result<Option<ReferralRow>> {
@@ -968,15 +1073,47 @@ impl Backend for SqliteBackend {
     }
 
     async fn scrub(&self) -> Result<()> {
-        let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
-            .fetch_one(&self.pool)
-            .await?;
-        if busy != 0 {
-            return Err(StoreError::Database(
-                "the WAL could not be checkpointed: readers are still open; run it again".into(),
-            ));
-        }
-        Ok(())
+        // The erasure has committed by now: a reader that keeps the WAL busy (a running server,
+        // a long read) must not turn it into a failure. Try for a short while, each attempt
+        // waiting briefly for readers (the pool's 30 s busy timeout would hold the caller that
+        // long), and collide at worst with the background checkpointer's PASSIVE runs.
+        const PATIENCE: Duration = Duration::from_secs(2);
+        const WAIT_PER_TRY: Duration = Duration::from_millis(200);
+        const PAUSE: Duration = Duration::from_millis(50);
+        let started = std::time::Instant::now();
+        let mut conn =
+            SqliteConnection::connect_with(&self.opts.clone().busy_timeout(WAIT_PER_TRY)).await?;
+        let mut tries = 0u32;
+        let outcome = loop {
+            tries += 1;
+            let (busy, wal_frames, copied): (i64, i64, i64) =
+                match sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+                    .fetch_one(&mut conn)
+                    .await
+                {
+                    Ok(row) => row,
+                    Err(e) => break Err(e.into()),
+                };
+            if busy == 0 {
+                break Ok(());
+            }
+            if started.elapsed() + WAIT_PER_TRY + PAUSE > PATIENCE {
+                // Ids and counts only: which person was erased is logged by the caller.
+                tracing::warn!(
+                    tries,
+                    wal_frames,
+                    copied,
+                    "erasure committed, but readers kept the WAL busy, so it was not truncated: \
+                     the old row versions stay in the WAL file until a running server's \
+                     background checkpointer truncates it (every 5 s when no reader is in the \
+                     way) or the last connection to the database closes"
+                );
+                break Ok(());
+            }
+            tokio::time::sleep(PAUSE).await;
+        };
+        let _ = conn.close().await;
+        outcome
     }
 
     async fn close(&self) {

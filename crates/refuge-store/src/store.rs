@@ -2,11 +2,13 @@
 
 mod access;
 mod casework;
+mod exports;
 mod queue;
 mod rotate;
 mod staff;
 
 pub(crate) use access::Access;
+pub use exports::{CollectedExport, EXPORT_FORMAT, MAX_EXPORT_BYTES};
 pub use rotate::{Rotation, RotationReport, rotate_key};
 
 use crate::backend::{Backend, CaseListRow};
@@ -23,13 +25,13 @@ use crate::{
 use async_trait::async_trait;
 use refuge_core::application::{Application, ApplicationState, Decision, Move, ProgrammeId};
 use refuge_core::case::{Case, Deadline, DeadlineKind};
-use refuge_core::casework::{EvidenceMeta, Message, MessageKind, Referral};
+use refuge_core::casework::{EvidenceMeta, Export, Message, MessageKind, Referral};
 use refuge_core::clock::{Clock, Timestamp};
 use refuge_core::event::{Actor, Event, EventKind};
 use refuge_core::facts::Facts;
 use refuge_core::ids::{
-    ApplicationId, CaseId, CaseReference, DeadlineId, EventId, EvidenceId, OrgId, PersonId,
-    ReferralId, UserId,
+    ApplicationId, CaseId, CaseReference, DeadlineId, EventId, EvidenceId, ExportId, OrgId,
+    PersonId, ReferralId, UserId,
 };
 use refuge_core::org::{Login, Organisation, OrganisationKind, Role, User};
 use refuge_core::person::Person;
@@ -307,6 +309,9 @@ fn user_owner(id: Uuid) -> Vec<u8> {
 
 /// The scope a write is checked against in the writer, once [`SqlStore::access`] has allowed
 /// it: the organisation holding the record (whose chain its events join).
+/// The blind-index domain of submissions' idempotency keys.
+const SUBMISSION_KEY_DOMAIN: &str = "submission.idempotency_key";
+
 fn write_scope(owner: Uuid) -> Scope {
     Scope::Organisation(OrgId(owner))
 }
@@ -1161,6 +1166,44 @@ impl Store for SqlStore {
         access::referrals(self, scope).await
     }
 
+    async fn request_export(
+        &self,
+        actor: Actor,
+        scope: Scope,
+        cases: &[CaseKey],
+        purpose: Text,
+    ) -> Result<Export> {
+        exports::request_export(self, actor, scope, cases, purpose).await
+    }
+
+    async fn decide_export(
+        &self,
+        actor: Actor,
+        scope: Scope,
+        id: ExportId,
+        approve: bool,
+    ) -> Result<Export> {
+        exports::decide_export(self, actor, scope, id, approve).await
+    }
+
+    async fn collect_export(
+        &self,
+        actor: Actor,
+        scope: Scope,
+        id: ExportId,
+        passphrase: &SecretString,
+    ) -> Result<CollectedExport> {
+        exports::collect_export(self, actor, scope, id, passphrase, &KdfParams::default()).await
+    }
+
+    async fn exports(&self, scope: Scope) -> Result<Vec<Export>> {
+        exports::exports(self, scope).await
+    }
+
+    async fn export(&self, scope: Scope, id: ExportId) -> Result<Export> {
+        exports::export(self, scope, id).await
+    }
+
     async fn create_case(&self, actor: Actor, new: NewCase) -> Result<Case> {
         self.ensure_org(new.organisation_id).await?;
         let (case, _) = self
@@ -1182,6 +1225,60 @@ impl Store for SqlStore {
             self.stage_submission(actor, &new, &programme, rows, events)
         })
         .await
+    }
+
+    async fn submit_once(
+        &self,
+        actor: Actor,
+        new: NewCase,
+        programme: ProgrammeId,
+        key: &str,
+    ) -> Result<(Case, Application, bool)> {
+        if key.is_empty() || key.len() > 200 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(StoreError::Invalid {
+                field: "idempotency_key",
+                message: "expected 1 to 200 visible ASCII characters".into(),
+            });
+        }
+        let org = new.organisation_id;
+        self.ensure_org(org).await?;
+        let mut value = org.0.as_bytes().to_vec();
+        value.extend_from_slice(key.as_bytes());
+        let bidx = blind_index(&self.keys.index, SUBMISSION_KEY_DOMAIN, &value).to_vec();
+        let replay = |(case, app): (Uuid, Uuid)| async move {
+            let scope = Scope::Organisation(org);
+            let c = self.case(scope, &CaseKey::Id(CaseId(case))).await?;
+            let a = self.application(scope, ApplicationId(app)).await?;
+            Ok::<_, StoreError>((c, a, true))
+        };
+        if let Some(found) = self.backend.submission_key(org.0, &bidx).await? {
+            return replay(found).await;
+        }
+        let now = self.clock.now().as_micros();
+        let submitted = self
+            .insert_new_case("case", |rows, events| {
+                let (case, app) = self.stage_submission(actor, &new, &programme, rows, events)?;
+                rows.submission_keys.push(SubmissionKeyRow {
+                    organisation_id: org.0,
+                    key_bidx: bidx.clone(),
+                    case_id: case.id.0,
+                    application_id: app.id.0,
+                    created_at: now,
+                });
+                Ok((case, app))
+            })
+            .await;
+        match submitted {
+            Ok((case, app)) => Ok((case, app, false)),
+            // The same key, sent again while the first was being written.
+            Err(StoreError::Duplicate(what)) => {
+                match self.backend.submission_key(org.0, &bidx).await? {
+                    Some(found) => replay(found).await,
+                    None => Err(StoreError::Duplicate(what)),
+                }
+            }
+            Err(e) => Err(e),
+        }
     }
 
     async fn case(&self, scope: Scope, key: &CaseKey) -> Result<Case> {

@@ -70,6 +70,15 @@ pub(crate) enum Op {
         accept: bool,
         events: Vec<PendingEvent>,
     },
+    /// Move an export from state `from` to `to` (compare-and-set), within organisation `org`.
+    MoveExport {
+        org: Uuid,
+        export_id: Uuid,
+        from: &'static str,
+        to: &'static str,
+        decided_by: Option<String>,
+        event: PendingEvent,
+    },
     /// Change a staff user (password, second factor, disabled), bumping its version.
     UpdateUser {
         scope: Scope,
@@ -272,6 +281,7 @@ struct Group {
     applications: HashMap<Uuid, (Uuid, ApplicationState, i64)>,
     deadlines: HashMap<Uuid, (Uuid, bool, i64)>,
     referrals: HashMap<Uuid, (Uuid, Uuid, String, i64)>,
+    exports: HashMap<Uuid, (Uuid, String, i64)>,
     users: HashMap<Uuid, (Uuid, i64)>,
     tokens: HashMap<Vec<u8>, (Uuid, Uuid, bool)>,
     persons: HashMap<Uuid, (Uuid, bool)>,
@@ -434,6 +444,53 @@ impl Group {
                 self.append_update(c, event.clone(), org, next, None)
                     .await
                     .map(Ok)
+            }
+            Op::MoveExport {
+                org,
+                export_id,
+                from,
+                to,
+                decided_by,
+                event,
+            } => {
+                let current = match self.exports.get(export_id) {
+                    Some(v) => Some(v.clone()),
+                    None => c.export_state(*export_id).await?,
+                };
+                let Some((_, state, version)) = current.filter(|(o, ..)| o == org) else {
+                    return Ok(not_found("export", export_id));
+                };
+                if state != *from {
+                    return Ok(Err(StoreError::AlreadyDone {
+                        what: "export",
+                        id: export_id.to_string(),
+                        state: match state.as_str() {
+                            "approved" => "approved",
+                            "refused" => "refused",
+                            "collected" => "collected",
+                            _ => "requested",
+                        },
+                    }));
+                }
+                let (next, next_i) = next_version(version);
+                self.exports
+                    .insert(*export_id, (*org, (*to).to_owned(), next_i));
+                self.rows.export_updates.push(ExportUpdate {
+                    id: *export_id,
+                    from: (*from).to_owned(),
+                    state: (*to).to_owned(),
+                    decided_by: decided_by.clone(),
+                    at: self.at,
+                    version: next_i,
+                });
+                let mut ev = event.clone();
+                ev.meta.insert("version".into(), next.into());
+                self.append(c, ev).await?;
+                Ok(Ok(Outcome::Updated {
+                    version: next,
+                    at: self.at,
+                    from: None,
+                }))
             }
             Op::AnswerReferral {
                 to_org,

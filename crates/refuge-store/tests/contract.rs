@@ -209,6 +209,8 @@ contract!(
     queue_pages_in_id_order,
     erasing_a_person_destroys_their_key,
     rotating_the_instance_key_keeps_a_running_store_working,
+    exports_need_a_second_person_and_leave_encrypted,
+    a_submission_is_made_once_per_idempotency_key,
 );
 
 async fn create_read_update_with_versions(env: Env) {
@@ -3581,4 +3583,357 @@ async fn rotating_the_instance_key_keeps_a_running_store_working(env: Env) {
         refuge_store::open(old_cfg).await,
         Err(StoreError::WrongKey)
     ));
+}
+
+async fn exports_need_a_second_person_and_leave_encrypted(env: Env) {
+    use refuge_store::{EXPORT_FORMAT, ExportState};
+    let s = &env.store;
+    let mine = Scope::Organisation(env.org.id);
+    let user = |login: &'static str, role: Role| async move {
+        s.create_user(
+            Actor::Operator,
+            env.org.id,
+            login.parse().unwrap(),
+            login.parse().unwrap(),
+            vec![role],
+        )
+        .await
+        .unwrap()
+    };
+    let asker = user("olga.k", Role::Caseworker).await;
+    let approver = user("piet.d", Role::DecisionMaker).await;
+    let other = s
+        .create_organisation(
+            Actor::Operator,
+            OrganisationKind::Embassy,
+            "Other".parse().unwrap(),
+        )
+        .await
+        .unwrap();
+    let theirs = Scope::Organisation(other.id);
+    let stranger = s
+        .create_user(
+            Actor::Operator,
+            other.id,
+            "eve.x".parse().unwrap(),
+            "Eve".parse().unwrap(),
+            vec![Role::DecisionMaker],
+        )
+        .await
+        .unwrap();
+    let their_case = s
+        .create_case(
+            Actor::Operator,
+            NewCase {
+                organisation_id: other.id,
+                ..new_case(&env, "Другой Человек")
+            },
+        )
+        .await
+        .unwrap();
+
+    let first = s
+        .create_case(Actor::Operator, new_case(&env, CANARY_NAMES[0]))
+        .await
+        .unwrap();
+    let second = s
+        .create_case(Actor::Operator, new_case(&env, CANARY_NAMES[3]))
+        .await
+        .unwrap();
+    s.add_evidence(
+        Actor::Operator,
+        mine,
+        first.id,
+        "Kuznetsov summons.pdf".into(),
+        "application/pdf".into(),
+        b"%PDF-1.7 summons of Kuznetsov".to_vec(),
+    )
+    .await
+    .unwrap();
+    let keys = [CaseKey::Id(first.id), CaseKey::Reference(second.reference)];
+    let by = Actor::User(asker.id);
+    let events_of = |report: &refuge_store::ChainReport| {
+        report
+            .chains
+            .iter()
+            .find(|c| c.organisation_id == env.org.id.0)
+            .map(|c| c.events)
+            .unwrap()
+    };
+    let events_before = events_of(&s.verify_chain().await.unwrap());
+
+    // Only staff ask, within their organisation, for cases it holds, saying why.
+    for actor in [Actor::System, Actor::Applicant, Actor::Operator] {
+        assert!(matches!(
+            s.request_export(actor, mine, &keys, text("lawyer")).await,
+            Err(StoreError::NotAllowed(_))
+        ));
+    }
+    assert!(matches!(
+        s.request_export(by, mine, &[], text("lawyer")).await,
+        Err(StoreError::Invalid { field: "cases", .. })
+    ));
+    assert!(matches!(
+        s.request_export(by, mine, &[CaseKey::Id(their_case.id)], text("lawyer"))
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+    let export = s
+        .request_export(by, mine, &keys, text("transfer to the applicant's lawyer"))
+        .await
+        .unwrap();
+    assert_eq!(export.state, ExportState::Requested);
+    assert_eq!(export.cases, vec![first.id, second.id]);
+    assert_eq!(export.requested_by, asker.id);
+    assert_eq!(
+        export.purpose.as_str(),
+        "transfer to the applicant's lawyer"
+    );
+    let pass = secret("river lantern copper meadow");
+
+    // Nothing leaves before a second person approves; the requester cannot approve.
+    assert!(matches!(
+        s.collect_export(by, mine, export.id, &pass).await,
+        Err(StoreError::NotAllowed(_))
+    ));
+    assert!(matches!(
+        s.decide_export(by, mine, export.id, true).await,
+        Err(StoreError::NotAllowed(_))
+    ));
+    // Another organisation does not even see it.
+    assert!(matches!(
+        s.decide_export(Actor::User(stranger.id), theirs, export.id, true)
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        s.export(theirs, export.id).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(s.exports(theirs).await.unwrap().is_empty());
+    // Nor does a user of another organisation acting in this one's scope.
+    assert!(matches!(
+        s.decide_export(Actor::User(stranger.id), mine, export.id, true)
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+
+    let approved = s
+        .decide_export(Actor::User(approver.id), mine, export.id, true)
+        .await
+        .unwrap();
+    assert_eq!(approved.state, ExportState::Approved);
+    assert_eq!(approved.decided_by, Some(Actor::User(approver.id)));
+    assert_eq!(s.export(mine, export.id).await.unwrap(), approved);
+    assert!(matches!(
+        s.decide_export(Actor::User(approver.id), mine, export.id, false)
+            .await,
+        Err(StoreError::AlreadyDone { .. })
+    ));
+
+    // Only the requester collects, with a strong enough passphrase, once.
+    assert!(matches!(
+        s.collect_export(Actor::User(approver.id), mine, export.id, &pass)
+            .await,
+        Err(StoreError::NotAllowed(_))
+    ));
+    assert!(matches!(
+        s.collect_export(by, mine, export.id, &secret("short"))
+            .await,
+        Err(StoreError::Invalid {
+            field: "passphrase",
+            ..
+        })
+    ));
+    let file = s.collect_export(by, mine, export.id, &pass).await.unwrap();
+    assert_eq!(file.cases, 2);
+    assert!(file.file_name.ends_with(".bin") && !file.file_name.contains("Kuz"));
+    for needle in needles() {
+        assert!(
+            !contains(&file.bytes, &needle),
+            "a canary is readable in the export file"
+        );
+    }
+    assert!(
+        refuge_crypto::open_export(&secret("river lantern copper meadoW"), &file.bytes).is_err()
+    );
+    let plain = refuge_crypto::open_export(&pass, &file.bytes).unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&plain).unwrap();
+    assert_eq!(doc["format"], EXPORT_FORMAT);
+    assert_eq!(doc["purpose"], "transfer to the applicant's lawyer");
+    let cases = doc["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 2);
+    assert_eq!(cases[0]["identity"]["names"][0]["value"], CANARY_NAMES[0]);
+    assert_eq!(cases[1]["identity"]["names"][0]["value"], CANARY_NAMES[3]);
+    assert_eq!(cases[0]["case"]["facts"]["refusal"], "deserted");
+    let evidence = &cases[0]["evidence"][0];
+    assert_eq!(evidence["name"], "Kuznetsov summons.pdf");
+    use base64::Engine;
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD
+            .decode(evidence["content_base64"].as_str().unwrap())
+            .unwrap(),
+        b"%PDF-1.7 summons of Kuznetsov"
+    );
+    assert!(matches!(
+        s.collect_export(by, mine, export.id, &pass).await,
+        Err(StoreError::AlreadyDone {
+            state: "collected",
+            ..
+        })
+    ));
+    let listed = s.exports(mine).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].state, ExportState::Collected);
+    assert!(listed[0].collected_at.is_some());
+
+    // A refused export is never collected.
+    let refused = s
+        .request_export(by, mine, &keys[..1], text("press enquiry"))
+        .await
+        .unwrap();
+    s.decide_export(Actor::Operator, mine, refused.id, false)
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.collect_export(by, mine, refused.id, &pass).await,
+        Err(StoreError::AlreadyDone {
+            state: "refused",
+            ..
+        })
+    ));
+
+    // Every step is an event in the organisation's chain: asked, approved, collected, asked,
+    // refused; refusals of the rules above wrote nothing.
+    let report = s.verify_chain().await.unwrap();
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!(events_of(&report), events_before + 5);
+    let counts = s.counts().await.unwrap();
+    assert_eq!(counts.iter().find(|(t, _)| *t == "exports").unwrap().1, 2);
+}
+
+async fn a_submission_is_made_once_per_idempotency_key(env: Env) {
+    let s = &env.store;
+    let programme: refuge_core::application::ProgrammeId = "eu-humanitarian-visa".parse().unwrap();
+    let cases_now = || async {
+        s.counts()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|(t, _)| *t == "cases")
+            .unwrap()
+            .1
+    };
+    let (case, app, replayed) = s
+        .submit_once(
+            Actor::Operator,
+            new_case(&env, "Ivan Once"),
+            programme.clone(),
+            "req-1",
+        )
+        .await
+        .unwrap();
+    assert!(!replayed);
+    let before = cases_now().await;
+    // The same key again, with whatever body: the first case, nothing written.
+    let (again, again_app, replayed) = s
+        .submit_once(
+            Actor::Operator,
+            new_case(&env, "Ivan Twice"),
+            programme.clone(),
+            "req-1",
+        )
+        .await
+        .unwrap();
+    assert!(replayed);
+    assert_eq!((again.id, again_app.id), (case.id, app.id));
+    assert_eq!(cases_now().await, before);
+    // Another key, or the same key in another organisation, is another submission.
+    let (other, _, replayed) = s
+        .submit_once(
+            Actor::Operator,
+            new_case(&env, "Ivan Other"),
+            programme.clone(),
+            "req-2",
+        )
+        .await
+        .unwrap();
+    assert!(!replayed && other.id != case.id);
+    let org2 = s
+        .create_organisation(
+            Actor::Operator,
+            OrganisationKind::Ngo,
+            "Second".parse().unwrap(),
+        )
+        .await
+        .unwrap();
+    let (theirs, _, replayed) = s
+        .submit_once(
+            Actor::Operator,
+            NewCase {
+                organisation_id: org2.id,
+                ..new_case(&env, "Ivan Elsewhere")
+            },
+            programme.clone(),
+            "req-1",
+        )
+        .await
+        .unwrap();
+    assert!(!replayed && theirs.id != case.id);
+    assert!(matches!(
+        s.submit_once(Actor::Operator, new_case(&env, "x"), programme.clone(), "")
+            .await,
+        Err(StoreError::Invalid {
+            field: "idempotency_key",
+            ..
+        })
+    ));
+    assert!(matches!(
+        s.submit_once(
+            Actor::Operator,
+            new_case(&env, "x"),
+            programme.clone(),
+            "a key"
+        )
+        .await,
+        Err(StoreError::Invalid {
+            field: "idempotency_key",
+            ..
+        })
+    ));
+
+    // Eight at once with one key: one case.
+    let before = cases_now().await;
+    let news: Vec<NewCase> = (0..8)
+        .map(|i| new_case(&env, &format!("Ivan Race {i}")))
+        .collect();
+    let store = Arc::new(env.store);
+    let s = &*store;
+    let tasks: Vec<_> = news
+        .into_iter()
+        .map(|new| {
+            let s = store.clone();
+            let p = programme.clone();
+            tokio::spawn(async move { s.submit_once(Actor::Operator, new, p, "race").await })
+        })
+        .collect();
+    let mut ids = std::collections::BTreeSet::new();
+    let mut fresh = 0;
+    for t in tasks {
+        let (c, _, replayed) = t.await.unwrap().unwrap();
+        ids.insert(c.id);
+        fresh += usize::from(!replayed);
+    }
+    assert_eq!(ids.len(), 1, "one case for one key");
+    assert_eq!(fresh, 1);
+    let after = s
+        .counts()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|(t, _)| *t == "cases")
+        .unwrap()
+        .1;
+    assert_eq!(after, before + 1);
+    assert!(s.verify_chain().await.unwrap().is_intact());
 }

@@ -32,7 +32,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use refuge_core::application::{ApplicationState, Decision, Move, ProgrammeId};
 use refuge_core::event::Actor;
 use refuge_core::facts::parse_date;
-use refuge_core::ids::{ApplicationId, CaseId, DeadlineId, EvidenceId, OrgId, ReferralId, UserId};
+use refuge_core::ids::{
+    ApplicationId, CaseId, DeadlineId, EvidenceId, ExportId, OrgId, ReferralId, UserId,
+};
 use refuge_core::org::Role;
 use refuge_core::text::Label;
 use refuge_crypto::{CryptoError, Entropy, SecretString};
@@ -77,6 +79,10 @@ pub fn routes(max_upload_bytes: usize) -> Router<AppState> {
         .routes(routes!(refer_case))
         .routes(routes!(list_referrals))
         .routes(routes!(answer_referral))
+        .routes(routes!(list_exports, request_export))
+        .routes(routes!(get_export))
+        .routes(routes!(decide_export))
+        .routes(routes!(collect_export))
         .routes(routes!(organisations))
         .routes(routes!(me))
         .routes(routes!(revoke_token))
@@ -400,14 +406,17 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, WebError> {
 /// fuzz targets in `fuzz/` only: not part of the crate's interface.
 #[doc(hidden)]
 pub fn decode_request_for_fuzzing(kind: u8, bytes: &[u8]) -> Result<(), WebError> {
-    match kind % 7 {
+    match kind % 10 {
         0 => parse_json::<CheckRequest>(bytes).map(drop),
         1 => parse_json::<NewCaseRequest>(bytes).map(drop),
         2 => parse_json::<MoveRequest>(bytes).map(drop),
         3 => parse_json::<MessageRequest>(bytes).map(drop),
         4 => parse_json::<DeadlineRequest>(bytes).map(drop),
         5 => parse_json::<ReferralRequest>(bytes).map(drop),
-        _ => parse_json::<AnswerRequest>(bytes).map(drop),
+        6 => parse_json::<AnswerRequest>(bytes).map(drop),
+        7 => parse_json::<ExportRequest>(bytes).map(drop),
+        8 => parse_json::<ExportDecisionRequest>(bytes).map(drop),
+        _ => parse_json::<CollectRequest>(bytes).map(drop),
     }
 }
 
@@ -575,8 +584,12 @@ async fn check(
     tag = "cases",
     security(("bearer" = [])),
     request_body = NewCaseRequest,
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "Any 1 to 200 visible ASCII characters the client chooses per submission (e.g. a UUID). Sent again with the same key, the submission is not made twice: the answer is 200 with the case first created, and the header Idempotent-Replayed: true. Use it to retry safely after a timeout or a 500."),
+    ),
     responses(
         (status = 201, description = "The case and its application", body = CreatedCase),
+        (status = 200, description = "Replayed: the case and application first created with this Idempotency-Key", body = CreatedCase),
         (status = 400, description = "The body is not JSON", body = ErrorBody),
         (status = 401, description = "No valid token", body = ErrorBody),
         (status = 413, description = "The body is over 64 KiB", body = ErrorBody),
@@ -586,8 +599,25 @@ async fn check(
 async fn create_case(
     caller: Caller,
     State(st): State<AppState>,
+    headers: axum::http::HeaderMap,
     ApiJson(req): ApiJson<NewCaseRequest>,
 ) -> Result<Response, WebError> {
+    let key = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .filter(|k| {
+                    !k.is_empty() && k.len() <= 200 && k.bytes().all(|b| b.is_ascii_graphic())
+                })
+                .ok_or_else(|| {
+                    WebError::bad_field(
+                        "Idempotency-Key",
+                        "expected 1 to 200 visible ASCII characters",
+                    )
+                })?,
+        ),
+    };
     if !st.library.programmes.contains_key(&req.programme) {
         let hint = refuge_core::suggest::nearest(
             &req.programme,
@@ -606,21 +636,28 @@ async fn create_case(
             .map_err(|e: refuge_core::application::InvalidProgrammeId| {
                 WebError::bad_field("programme", e.to_string())
             })?;
-    let (case, app) = st
-        .store
-        .submit(
-            caller.actor(),
-            NewCase {
-                organisation_id: caller.org,
-                person: req.person,
-                facts: req.facts,
-            },
-            programme,
-        )
-        .await
-        .or_api()?;
-    tracing::info!(case = %case.id, application = %app.id, user = %caller.user, "api: case submitted");
-    Ok(created(CreatedCase {
+    let new = NewCase {
+        organisation_id: caller.org,
+        person: req.person,
+        facts: req.facts,
+    };
+    let (case, app, replayed) = match key {
+        Some(key) => st
+            .store
+            .submit_once(caller.actor(), new, programme, key)
+            .await
+            .or_api()?,
+        None => {
+            let (c, a) = st
+                .store
+                .submit(caller.actor(), new, programme)
+                .await
+                .or_api()?;
+            (c, a, false)
+        }
+    };
+    tracing::info!(case = %case.id, application = %app.id, user = %caller.user, replayed, "api: case submitted");
+    let body = CreatedCase {
         case: CaseRef {
             id: case.id.to_string(),
             reference: case.reference.to_string(),
@@ -631,7 +668,18 @@ async fn create_case(
             state: app.state.as_str().to_owned(),
             version: app.version,
         },
-    }))
+    };
+    if replayed {
+        return Ok((
+            [(
+                axum::http::HeaderName::from_static("idempotent-replayed"),
+                HeaderValue::from_static("true"),
+            )],
+            Json(body),
+        )
+            .into_response());
+    }
+    Ok(created(body))
 }
 
 /// A page of the work queue: applications of the organisation's cases (and those referred to
@@ -1340,6 +1388,163 @@ async fn answer_referral(
         .or_api()?;
     tracing::info!(referral = %r.id, state = %r.state, user = %caller.user, "api: referral answered");
     Ok(Json(r.into()))
+}
+
+// ------------------------------------------------------------------------------ exports
+
+/// The organisation's exports, newest first (at most 200).
+#[utoipa::path(
+    get,
+    path = "/api/v1/exports",
+    tag = "exports",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The exports", body = ExportsList),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "The caller's roles do not allow it", body = ErrorBody),
+    ),
+)]
+async fn list_exports(
+    caller: Caller,
+    State(st): State<AppState>,
+) -> Result<Json<ExportsList>, WebError> {
+    let exports = st.store.exports(caller.scope()).await.or_api()?;
+    Ok(Json(ExportsList {
+        exports: exports.into_iter().map(Into::into).collect(),
+    }))
+}
+
+/// Ask for cases to be exported. Nothing leaves until another person of the organisation
+/// approves; then the caller collects it once, encrypted.
+#[utoipa::path(
+    post,
+    path = "/api/v1/exports",
+    tag = "exports",
+    security(("bearer" = [])),
+    request_body = ExportRequest,
+    responses(
+        (status = 201, description = "Asked for; waiting for a second person", body = ExportDto),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "The caller's roles do not allow it", body = ErrorBody),
+        (status = 404, description = "A case is not the organisation's", body = ErrorBody),
+        (status = 422, description = "A field is not valid", body = ErrorBody),
+    ),
+)]
+async fn request_export(
+    caller: Caller,
+    State(st): State<AppState>,
+    ApiJson(req): ApiJson<ExportRequest>,
+) -> Result<Response, WebError> {
+    let mut cases = Vec::with_capacity(req.cases.len());
+    for (i, c) in req.cases.iter().enumerate() {
+        cases.push(c.trim().parse::<CaseKey>().map_err(|_| {
+            WebError::bad_field(
+                format!("cases[{i}]"),
+                "expected a case id or reference (RF-…)",
+            )
+        })?);
+    }
+    let e = st
+        .store
+        .request_export(caller.actor(), caller.scope(), &cases, req.purpose)
+        .await
+        .or_api()?;
+    tracing::info!(export = %e.id, user = %caller.user, "api: export requested");
+    Ok(created(ExportDto::from(e)))
+}
+
+/// One export of the organisation.
+#[utoipa::path(
+    get,
+    path = "/api/v1/exports/{id}",
+    tag = "exports",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Export id")),
+    responses(
+        (status = 200, description = "The export", body = ExportDto),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "The caller's roles do not allow it", body = ErrorBody),
+        (status = 404, description = "No such export in the organisation", body = ErrorBody),
+    ),
+)]
+async fn get_export(
+    caller: Caller,
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<ExportDto>, WebError> {
+    let id: ExportId = path_id(&id)?;
+    let e = st.store.export(caller.scope(), id).await.or_api()?;
+    Ok(Json(e.into()))
+}
+
+/// Approve or refuse an export asked for by someone else.
+#[utoipa::path(
+    post,
+    path = "/api/v1/exports/{id}/decision",
+    tag = "exports",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Export id")),
+    request_body = ExportDecisionRequest,
+    responses(
+        (status = 200, description = "The export, approved or refused", body = ExportDto),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "The caller asked for it (code `not_allowed`), or their roles do not allow it", body = ErrorBody),
+        (status = 404, description = "No such export in the organisation", body = ErrorBody),
+        (status = 409, description = "Already decided", body = ErrorBody),
+    ),
+)]
+async fn decide_export(
+    caller: Caller,
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<ExportDecisionRequest>,
+) -> Result<Json<ExportDto>, WebError> {
+    let id: ExportId = path_id(&id)?;
+    let e = st
+        .store
+        .decide_export(caller.actor(), caller.scope(), id, req.approve)
+        .await
+        .or_api()?;
+    tracing::info!(export = %e.id, state = %e.state, user = %caller.user, "api: export decided");
+    Ok(Json(e.into()))
+}
+
+/// Collect an approved export, once: the cases as JSON, encrypted to the passphrase given
+/// (Argon2id, XChaCha20-Poly1305). Decrypt with `refuge export decrypt FILE`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/exports/{id}/collect",
+    tag = "exports",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Export id")),
+    request_body = CollectRequest,
+    responses(
+        (status = 200, description = "The encrypted export file", content_type = "application/octet-stream", body = FileBytes),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not approved yet, expired, or asked for by someone else (code `not_allowed`); or the caller's roles do not allow it", body = ErrorBody),
+        (status = 404, description = "No such export in the organisation", body = ErrorBody),
+        (status = 409, description = "Already collected or refused", body = ErrorBody),
+        (status = 422, description = "The passphrase is too weak", body = ErrorBody),
+    ),
+)]
+async fn collect_export(
+    caller: Caller,
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<CollectRequest>,
+) -> Result<Response, WebError> {
+    let id: ExportId = path_id(&id)?;
+    let pass = SecretString::new(req.passphrase);
+    let file = st
+        .store
+        .collect_export(caller.actor(), caller.scope(), id, &pass)
+        .await
+        .or_api()?;
+    tracing::info!(export = %id, user = %caller.user, cases = file.cases, "api: export collected");
+    Ok(crate::export_file_response(file))
 }
 
 // ------------------------------------------------------------------------------ instance

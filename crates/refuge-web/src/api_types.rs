@@ -8,7 +8,9 @@
 
 use refuge_core::application::{Application, ApplicationState};
 use refuge_core::case::{Case, Deadline, DeadlineKind};
-use refuge_core::casework::{EvidenceMeta, Message, MessageKind, Referral};
+use refuge_core::casework::{
+    EXPORT_COLLECT_WITHIN_HOURS, EvidenceMeta, Export, ExportState, Message, MessageKind, Referral,
+};
 use refuge_core::event::{Event, EventKind};
 use refuge_core::facts::Facts;
 use refuge_core::org::{Organisation, Role};
@@ -46,6 +48,10 @@ fn event_kind_schema() -> ObjectBuilder {
 fn referral_state_schema() -> ObjectBuilder {
     use refuge_core::casework::ReferralState as R;
     string_enum([R::Pending, R::Accepted, R::Declined].map(R::as_str))
+}
+
+fn export_state_schema() -> ObjectBuilder {
+    string_enum(ExportState::ALL.map(ExportState::as_str))
 }
 
 fn org_kind_schema() -> ObjectBuilder {
@@ -689,6 +695,100 @@ pub struct ReferralRequest {
 pub struct AnswerRequest {
     /// Accept (work the case as if held) or decline.
     pub accept: bool,
+}
+
+// ------------------------------------------------------------------------------ exports
+
+/// The organisation's exports, newest first (at most 200).
+#[derive(Serialize, ToSchema)]
+pub struct ExportsList {
+    pub exports: Vec<ExportDto>,
+}
+
+/// An export: asked for by one staff user, approved or refused by another person, collected
+/// once by the requester as a file encrypted to their passphrase.
+#[derive(Serialize, ToSchema)]
+pub struct ExportDto {
+    #[schema(format = "uuid")]
+    pub id: String,
+    #[schema(format = "uuid")]
+    pub organisation_id: String,
+    #[schema(format = "uuid")]
+    pub requested_by: String,
+    /// The cases' ids.
+    pub cases: Vec<String>,
+    /// Why, and for whom.
+    pub purpose: String,
+    #[schema(schema_with = export_state_schema)]
+    pub state: String,
+    /// Who approved or refused it (`user:<uuid>` or `operator`).
+    pub decided_by: Option<String>,
+    pub version: u64,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub decided_at: Option<String>,
+    /// Until when an approved export may be collected.
+    #[schema(format = DateTime)]
+    pub collect_by: Option<String>,
+    #[schema(format = DateTime)]
+    pub collected_at: Option<String>,
+}
+
+impl From<Export> for ExportDto {
+    fn from(e: Export) -> Self {
+        let collect_by = match e.state {
+            ExportState::Approved => e.decided_at.map(|t| {
+                refuge_core::clock::Timestamp::from_micros(
+                    t.as_micros() + EXPORT_COLLECT_WITHIN_HOURS * 3_600_000_000,
+                )
+                .to_rfc3339()
+            }),
+            _ => None,
+        };
+        ExportDto {
+            id: e.id.to_string(),
+            organisation_id: e.organisation_id.to_string(),
+            requested_by: e.requested_by.to_string(),
+            cases: e.cases.iter().map(ToString::to_string).collect(),
+            purpose: e.purpose.as_str().to_owned(),
+            state: e.state.as_str().to_owned(),
+            decided_by: e.decided_by.map(|a| a.to_string()),
+            version: e.version,
+            created_at: e.created_at.to_rfc3339(),
+            decided_at: e.decided_at.map(|t| t.to_rfc3339()),
+            collect_by,
+            collected_at: e.collected_at.map(|t| t.to_rfc3339()),
+        }
+    }
+}
+
+/// `POST /api/v1/exports`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExportRequest {
+    /// Case ids or references (`RF-…`), at most 500, all held by the caller's organisation.
+    pub cases: Vec<String>,
+    /// Why the cases are exported, and for whom.
+    #[schema(value_type = String, example = "Transfer to the applicant's lawyer, at her request")]
+    pub purpose: Text,
+}
+
+/// `POST /api/v1/exports/{id}/decision`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExportDecisionRequest {
+    /// Approve (the requester may then collect it) or refuse.
+    pub approve: bool,
+}
+
+/// `POST /api/v1/exports/{id}/collect`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CollectRequest {
+    /// The passphrase the file is encrypted to: at least 16 characters, never stored. Decrypt
+    /// with `refuge export decrypt FILE`.
+    pub passphrase: String,
 }
 
 // ------------------------------------------------------------------------------ organisations

@@ -11,6 +11,7 @@
 
 mod api;
 pub mod codename;
+mod exports;
 pub mod i18n;
 mod page;
 pub mod policy;
@@ -171,9 +172,15 @@ pub fn app(state: AppState) -> Router {
     let body_limit = state.config.max_body_bytes;
     Router::new()
         .merge(portal::routes(upload_limit))
-        .merge(staff::routes().merge(workspace::routes()).route_layer(
-            axum::middleware::from_fn_with_state(state.clone(), policy::authorize_staff),
-        ))
+        .merge(
+            staff::routes()
+                .merge(workspace::routes())
+                .merge(exports::routes())
+                .route_layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    policy::authorize_staff,
+                )),
+        )
         .merge(api::routes(state.config.max_upload_bytes))
         .route("/static/refuge.css", get(stylesheet))
         .fallback(not_found)
@@ -184,6 +191,24 @@ pub fn app(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)
+}
+
+/// A collected export as a download: opaque encrypted bytes, never cached.
+pub(crate) fn export_file_response(file: refuge_store::CollectedExport) -> Response {
+    let disposition =
+        HeaderValue::from_str(&format!("attachment; filename=\"{}\"", file.file_name))
+            .unwrap_or(HeaderValue::from_static("attachment"));
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            ),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        file.bytes,
+    )
+        .into_response()
 }
 
 /// Rendered by `render_errors`: a page, or JSON under `/api/`.

@@ -62,10 +62,12 @@ impl Page {
                 use crate::policy::{Action, allows};
                 let cases = allows(roles, Action::ReadCases);
                 let admin = allows(roles, Action::AdministerUsers);
+                let exports = allows(roles, Action::ReviewExports);
                 [
                     ("/staff", "nav-queue", cases),
                     ("/staff/deadlines", "nav-deadlines", cases),
                     ("/staff/referrals", "nav-referrals", cases),
+                    ("/staff/exports", "nav-exports", exports),
                     ("/staff/admin", "nav-admin", admin),
                 ]
                 .into_iter()
@@ -301,6 +303,10 @@ impl From<refuge_store::StoreError> for WebError {
                 WebError::new(StatusCode::CONFLICT, "already_done", "error-already-done")
             }
             E::Invalid { field, message } => WebError::bad_field(field, message),
+            E::NotAllowed(why) => WebError {
+                detail: Some(why.to_owned()),
+                ..WebError::new(StatusCode::FORBIDDEN, "not_allowed", "error-not-allowed")
+            },
             other => {
                 tracing::error!(error = %other, "store error");
                 WebError::internal()

@@ -29,6 +29,12 @@ pub enum Action {
     WorkCases,
     /// Record a decision (granted or refused).
     Decide,
+    /// Ask for an export of cases, and collect it once approved (the store lets only the
+    /// requester collect).
+    RequestExports,
+    /// See the organisation's exports and approve or refuse them (the store never lets the
+    /// requester decide their own).
+    ReviewExports,
     /// Create and disable the organisation's users.
     AdministerUsers,
     /// Create organisations.
@@ -44,6 +50,13 @@ pub fn allows(roles: &[Role], action: Action) -> bool {
             any(&[Role::Counsellor, Role::Caseworker, Role::DecisionMaker])
         }
         Action::Decide => any(&[Role::DecisionMaker]),
+        Action::RequestExports => any(&[Role::Counsellor, Role::Caseworker, Role::DecisionMaker]),
+        Action::ReviewExports => any(&[
+            Role::Counsellor,
+            Role::Caseworker,
+            Role::DecisionMaker,
+            Role::OrgAdmin,
+        ]),
         Action::AdministerUsers => any(&[Role::OrgAdmin, Role::InstanceAdmin]),
         Action::AdministerOrganisations => any(&[Role::InstanceAdmin]),
     }
@@ -67,6 +80,18 @@ pub const RULES: &[(&str, &str, Action)] = &[
     ("GET", "/staff/referrals", Action::ReadCases),
     ("POST", "/staff/referrals/{id}/answer", Action::WorkCases),
     ("GET", "/staff/admin", Action::AdministerUsers),
+    ("GET", "/staff/exports", Action::ReviewExports),
+    ("POST", "/staff/exports", Action::RequestExports),
+    (
+        "POST",
+        "/staff/exports/{id}/decision",
+        Action::ReviewExports,
+    ),
+    (
+        "POST",
+        "/staff/exports/{id}/collect",
+        Action::RequestExports,
+    ),
     ("POST", "/staff/admin/users", Action::AdministerUsers),
     (
         "POST",
@@ -101,6 +126,19 @@ pub const RULES: &[(&str, &str, Action)] = &[
     ("POST", "/api/v1/cases/{id}/referrals", Action::WorkCases),
     ("GET", "/api/v1/referrals", Action::ReadCases),
     ("POST", "/api/v1/referrals/{id}/answer", Action::WorkCases),
+    ("GET", "/api/v1/exports", Action::ReviewExports),
+    ("POST", "/api/v1/exports", Action::RequestExports),
+    ("GET", "/api/v1/exports/{id}", Action::ReviewExports),
+    (
+        "POST",
+        "/api/v1/exports/{id}/decision",
+        Action::ReviewExports,
+    ),
+    (
+        "POST",
+        "/api/v1/exports/{id}/collect",
+        Action::RequestExports,
+    ),
 ];
 
 /// The action of a routed request, if the route is listed.

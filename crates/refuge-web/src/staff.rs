@@ -775,11 +775,17 @@ async fn act(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, WebError> {
-    let pairs = crate::csrf_form(&ctx, &body)?;
-    let Some((user, org, roles)) = staff(&ctx) else {
-        return Ok(see_other("/staff/login"));
+    let post = match crate::workspace::StaffPost::<CaseId>::read(&ctx, &body, &id) {
+        Ok(p) => p,
+        Err(answer) => return Ok(*answer),
     };
-    let case_id: CaseId = id.parse().map_err(|_| WebError::not_found())?;
+    let crate::workspace::StaffPost {
+        pairs,
+        user,
+        org,
+        roles,
+        id: case_id,
+    } = post;
     let scope = Scope::Organisation(org);
     let actor = Actor::User(user);
     let t = Tr::new(&st.i18n, ctx.lang);

@@ -42,6 +42,47 @@ pub fn staff(ctx: &Ctx) -> Option<(UserId, OrgId, Vec<Role>)> {
     }
 }
 
+/// A staff form posted about one record: its CSRF-checked fields, who posted it, and the
+/// record's id from the path.
+pub(crate) struct StaffPost<I> {
+    pub pairs: Vec<(String, String)>,
+    pub user: UserId,
+    pub org: OrgId,
+    pub roles: Vec<Role>,
+    pub id: I,
+}
+
+impl<I: std::str::FromStr> StaffPost<I> {
+    /// Check the form's CSRF token, then the staff session, then the id (one that does not
+    /// parse is not found). `Err` is the answer to send instead: the error, or a redirect to
+    /// sign in.
+    pub(crate) fn read(ctx: &Ctx, body: &[u8], id: &str) -> Result<Self, Box<Response>> {
+        let pairs = crate::csrf_form(ctx, body).map_err(|e| Box::new(e.into_response()))?;
+        let Some((user, org, roles)) = staff(ctx) else {
+            return Err(Box::new(see_other("/staff/login")));
+        };
+        let id = id
+            .parse()
+            .map_err(|_| Box::new(WebError::not_found().into_response()))?;
+        Ok(Self {
+            pairs,
+            user,
+            org,
+            roles,
+            id,
+        })
+    }
+
+    /// A field that must be one of two answers: `Ok(true)` for `yes`, `Ok(false)` for `no`.
+    pub(crate) fn choice(&self, name: &'static str, yes: &str, no: &str) -> Result<bool, WebError> {
+        match field(&self.pairs, name) {
+            Some(v) if v == yes => Ok(true),
+            Some(v) if v == no => Ok(false),
+            _ => Err(WebError::bad_field(name, format!("{yes} or {no}"))),
+        }
+    }
+}
+
 struct DeadlineRow {
     id: String,
     case_id: String,
@@ -206,13 +247,13 @@ async fn deadline_done(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, WebError> {
-    crate::csrf_form(&ctx, &body)?;
-    let Some((user, org, _)) = staff(&ctx) else {
-        return Ok(see_other("/staff/login"));
+    let post = match StaffPost::<DeadlineId>::read(&ctx, &body, &id) {
+        Ok(p) => p,
+        Err(answer) => return Ok(*answer),
     };
-    let id: DeadlineId = id.parse().map_err(|_| WebError::not_found())?;
+    let org = post.org;
     st.store
-        .complete_deadline(Actor::User(user), Scope::Organisation(org), id)
+        .complete_deadline(Actor::User(post.user), Scope::Organisation(org), post.id)
         .await?;
     let t = Tr::new(&st.i18n, ctx.lang);
     render_deadlines(&st, &ctx, org, Some(t.get("done-deadline"))).await
@@ -328,18 +369,19 @@ async fn referral_answer(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, WebError> {
-    let pairs = crate::csrf_form(&ctx, &body)?;
-    let Some((user, org, _)) = staff(&ctx) else {
-        return Ok(see_other("/staff/login"));
+    let post = match StaffPost::<ReferralId>::read(&ctx, &body, &id) {
+        Ok(p) => p,
+        Err(answer) => return Ok(*answer),
     };
-    let id: ReferralId = id.parse().map_err(|_| WebError::not_found())?;
-    let accept = match field(&pairs, "answer") {
-        Some("accept") => true,
-        Some("decline") => false,
-        _ => return Err(WebError::bad_field("answer", "accept or decline")),
-    };
+    let accept = post.choice("answer", "accept", "decline")?;
+    let org = post.org;
     st.store
-        .answer_referral(Actor::User(user), Scope::Organisation(org), id, accept)
+        .answer_referral(
+            Actor::User(post.user),
+            Scope::Organisation(org),
+            post.id,
+            accept,
+        )
         .await?;
     let t = Tr::new(&st.i18n, ctx.lang);
     let key = if accept {
@@ -542,12 +584,12 @@ async fn admin_set_disabled(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, WebError> {
-    let pairs = crate::csrf_form(&ctx, &body)?;
-    let Some((user, org, _)) = staff(&ctx) else {
-        return Ok(see_other("/staff/login"));
+    let post = match StaffPost::<UserId>::read(&ctx, &body, &id) {
+        Ok(p) => p,
+        Err(answer) => return Ok(*answer),
     };
-    let target: UserId = id.parse().map_err(|_| WebError::not_found())?;
-    let disabled = field(&pairs, "disabled") == Some("yes");
+    let (user, org, target) = (post.user, post.org, post.id);
+    let disabled = field(&post.pairs, "disabled") == Some("yes");
     if target == user && disabled {
         return Err(WebError::bad_field(
             "disabled",

@@ -25,6 +25,8 @@ const OA: Role = Role::OrgAdmin;
 const IA: Role = Role::InstanceAdmin;
 const CASEWORK: &[Role] = &[C, W, D];
 const ALL: &[Role] = &[C, W, D, OA, IA];
+/// Who sees and decides exports: casework roles and the organisation's administrator.
+const REVIEW: &[Role] = &[C, W, D, OA];
 
 struct Route {
     method: &'static str,
@@ -42,6 +44,10 @@ const ROUTES: &[Route] = &[
     r("POST", "/staff/deadlines/{id}/done", CASEWORK),
     r("GET", "/staff/referrals", CASEWORK),
     r("POST", "/staff/referrals/{id}/answer", CASEWORK),
+    r("GET", "/staff/exports", REVIEW),
+    r("POST", "/staff/exports", CASEWORK),
+    r("POST", "/staff/exports/{id}/decision", REVIEW),
+    r("POST", "/staff/exports/{id}/collect", CASEWORK),
     r("GET", "/staff/admin", &[OA, IA]),
     r("POST", "/staff/admin/users", &[OA, IA]),
     r("POST", "/staff/admin/users/{id}/disabled", &[OA, IA]),
@@ -66,6 +72,11 @@ const ROUTES: &[Route] = &[
     r("POST", "/api/v1/cases/{id}/referrals", CASEWORK),
     r("GET", "/api/v1/referrals", CASEWORK),
     r("POST", "/api/v1/referrals/{id}/answer", CASEWORK),
+    r("GET", "/api/v1/exports", REVIEW),
+    r("POST", "/api/v1/exports", CASEWORK),
+    r("GET", "/api/v1/exports/{id}", REVIEW),
+    r("POST", "/api/v1/exports/{id}/decision", REVIEW),
+    r("POST", "/api/v1/exports/{id}/collect", CASEWORK),
 ];
 
 /// Routes open to anyone (sign-in, the API description, revoking one's own token last) and
@@ -90,6 +101,10 @@ const NOT_BY_ROLE: &[&str] = &[
     "/static/refuge.css",
 ];
 
+/// How the pages word the store's own refusal (`error-not-allowed` in English), as opposed to
+/// the policy's "You may not do this."
+const STORE_REFUSAL: &str = "This is not allowed.";
+
 const fn r(method: &'static str, path: &'static str, allowed: &'static [Role]) -> Route {
     Route {
         method,
@@ -107,6 +122,9 @@ struct Records {
     application_version: u64,
     referral: String,
     user: String,
+    /// An export asked for by the organisation's "target" user (so that every caller is a
+    /// second person to it).
+    export: String,
 }
 
 struct Caller {
@@ -121,6 +139,8 @@ fn fill(path: &str, rec: &Records) -> String {
         &rec.deadline
     } else if path.contains("/referrals/") {
         &rec.referral
+    } else if path.contains("/exports/") {
+        &rec.export
     } else if path.starts_with("/api/v1/evidence/") {
         &rec.evidence
     } else if path.starts_with("/api/v1/applications/") {
@@ -269,7 +289,17 @@ fn every_route_admits_exactly_the_roles_it_should_in_their_own_organisation_only
                 )
                 .await
                 .unwrap();
+            let export = store
+                .request_export(
+                    Actor::User(user.id),
+                    scope,
+                    &[refuge_store::CaseKey::Id(case.id)],
+                    "Transfer to the person's lawyer".parse().unwrap(),
+                )
+                .await
+                .unwrap();
             Records {
+                export: export.id.to_string(),
                 case: case.id.to_string(),
                 evidence: ev.id.to_string(),
                 deadline: dl.id.to_string(),
@@ -350,18 +380,26 @@ fn every_route_admits_exactly_the_roles_it_should_in_their_own_organisation_only
                         }
                         None => agent.run(req.body(()).unwrap()),
                     };
-                    res.unwrap().status().as_u16()
+                    let mut res = res.unwrap();
+                    let status = res.status().as_u16();
+                    let body = res.body_mut().read_to_string().unwrap_or_default();
+                    (status, body.contains("\"not_allowed\""))
                 } else if route.method == "GET" {
-                    caller.page.get(&path).status
+                    let page = caller.page.get(&path);
+                    (page.status, page.body.contains(STORE_REFUSAL))
                 } else {
-                    let mut form = page_form(route, caller.role);
+                    let mut form = page_form(route, caller.role, rec);
                     form.insert(0, ("csrf".into(), caller.csrf.clone()));
                     let pairs: Vec<(&str, &str)> =
                         form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-                    caller.page.post(&path, &pairs).status
+                    let page = caller.page.post(&path, &pairs);
+                    (page.status, page.body.contains(STORE_REFUSAL))
                 };
                 checked += 1;
-                let refused = matches!(status, 401 | 403 | 404);
+                // A 403 from the store's own rule (an export decided by its requester or
+                // collected by someone else: `not_allowed`) means the route let the role in.
+                let (status, by_the_store) = status;
+                let refused = matches!(status, 401 | 404) || (status == 403 && !by_the_store);
                 let should_refuse = !may || whose == "other";
                 if refused != should_refuse {
                     wrong.push(format!(
@@ -387,7 +425,7 @@ fn every_route_admits_exactly_the_roles_it_should_in_their_own_organisation_only
     );
 }
 
-fn page_form(route: &Route, role: Role) -> Vec<(String, String)> {
+fn page_form(route: &Route, role: Role, rec: &Records) -> Vec<(String, String)> {
     let kv = |pairs: &[(&str, &str)]| {
         pairs
             .iter()
@@ -410,6 +448,12 @@ fn page_form(route: &Route, role: Role) -> Vec<(String, String)> {
             ]
         }
         "/staff/admin/users/{id}/disabled" => kv(&[("disabled", "yes")]),
+        "/staff/exports" => vec![
+            ("cases".into(), rec.case.clone()),
+            ("purpose".into(), "For the person's lawyer".into()),
+        ],
+        "/staff/exports/{id}/decision" => kv(&[("decision", "refuse")]),
+        "/staff/exports/{id}/collect" => kv(&[("passphrase", "river lantern copper meadow")]),
         "/staff/admin/organisations" => vec![
             ("kind".into(), "ngo".into()),
             ("name".into(), format!("Made by {}", role.as_str())),
@@ -445,6 +489,13 @@ fn api_body(
             "to": theirs.to_string(), "consent": "Consent given in person"
         })),
         ("POST", "/api/v1/referrals/{id}/answer") => json(serde_json::json!({"accept": false})),
+        ("POST", "/api/v1/exports") => json(serde_json::json!({
+            "cases": [rec.case], "purpose": "For the person's lawyer"
+        })),
+        ("POST", "/api/v1/exports/{id}/decision") => json(serde_json::json!({"approve": false})),
+        ("POST", "/api/v1/exports/{id}/collect") => {
+            json(serde_json::json!({"passphrase": "river lantern copper meadow"}))
+        }
         _ => None,
     }
 }

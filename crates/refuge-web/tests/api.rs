@@ -1323,3 +1323,162 @@ fn errors_match_the_error_schema() {
         "422",
     );
 }
+
+#[test]
+fn an_export_needs_a_second_person_and_leaves_encrypted_once() {
+    let api = Api::start();
+    let jonas = api.token("jonas");
+    let admin = api.token("admin");
+    let mila = api.token("mila");
+    let (case, reference, _) = api.submit(&jonas, "eu-humanitarian-visa", "Sasha");
+
+    let r = api.post(
+        "/api/v1/exports",
+        &jonas,
+        &json!({"cases": ["nonsense"], "purpose": "x"}),
+    );
+    assert_eq!(r.error(), (422, "invalid".into(), Some("cases[0]".into())));
+    let r = api.post(
+        "/api/v1/exports",
+        &jonas,
+        &json!({"cases": [case], "purpose": ""}),
+    );
+    assert_eq!(r.error().0, 422);
+    // Another organisation's case is not found, exactly like none.
+    let r = api.post(
+        "/api/v1/exports",
+        &mila,
+        &json!({"cases": [case], "purpose": "For a lawyer"}),
+    );
+    assert_eq!(r.error(), (404, "not_found".into(), None));
+    let e = api.ok(
+        api.post(
+            "/api/v1/exports",
+            &jonas,
+            &json!({"cases": [reference], "purpose": "For the applicant's lawyer"}),
+        ),
+        "ExportDto",
+    );
+    assert_eq!(e["state"], "requested");
+    assert_eq!(e["cases"], json!([case]));
+    let id = e["id"].as_str().unwrap().to_owned();
+    let decision = format!("/api/v1/exports/{id}/decision");
+    let collect = format!("/api/v1/exports/{id}/collect");
+    let pass = json!({"passphrase": "river lantern copper meadow"});
+
+    // The requester can neither approve nor collect before someone else approves.
+    let r = api.post(&decision, &jonas, &json!({"approve": true}));
+    assert_eq!(r.error().0, 403);
+    assert_eq!(r.error().1, "not_allowed");
+    assert_eq!(api.post(&collect, &jonas, &pass).error().1, "not_allowed");
+    // Another organisation does not see it.
+    assert_eq!(
+        api.get(&format!("/api/v1/exports/{id}"), &mila).error(),
+        (404, "not_found".into(), None)
+    );
+    assert_eq!(
+        api.ok(api.get("/api/v1/exports", &mila), "ExportsList")["exports"],
+        json!([])
+    );
+
+    // The organisation's administrator sees and approves it, but may not collect it.
+    let list = api.ok(api.get("/api/v1/exports", &admin), "ExportsList");
+    assert_eq!(list["exports"][0]["id"], id.as_str());
+    let v = api.ok(
+        api.post(&decision, &admin, &json!({"approve": true})),
+        "ExportDto",
+    );
+    assert_eq!(v["state"], "approved");
+    assert!(v["collect_by"].is_string());
+    assert_eq!(
+        api.post(&decision, &admin, &json!({"approve": false}))
+            .status,
+        409
+    );
+    assert_eq!(api.post(&collect, &admin, &pass).error().1, "forbidden");
+
+    let weak = api.post(&collect, &jonas, &json!({"passphrase": "short"}));
+    assert_eq!(
+        weak.error(),
+        (422, "invalid".into(), Some("passphrase".into()))
+    );
+    let file = api.post(&collect, &jonas, &pass);
+    assert_eq!(file.status, 200, "{}", String::from_utf8_lossy(&file.body));
+    assert_eq!(
+        file.header("content-type"),
+        Some("application/octet-stream")
+    );
+    assert!(
+        file.header("content-disposition")
+            .unwrap()
+            .contains(&format!("refuge-export-{id}.bin"))
+    );
+    assert_eq!(file.header("cache-control"), Some("no-store"));
+    assert!(!file.body.windows(14).any(|w| w == b"Aleksandr Test"));
+    let plain = refuge_crypto::open_export(
+        &refuge_crypto::SecretString::new("river lantern copper meadow".into()),
+        &file.body,
+    )
+    .unwrap();
+    let doc: Value = serde_json::from_slice(&plain).unwrap();
+    assert_eq!(
+        doc["cases"][0]["identity"]["names"][0]["value"],
+        "Aleksandr Test"
+    );
+    assert_eq!(doc["cases"][0]["case"]["reference"], reference.as_str());
+    assert_eq!(doc["purpose"], "For the applicant's lawyer");
+    // Once only.
+    assert_eq!(api.post(&collect, &jonas, &pass).status, 409);
+    let v = api.ok(
+        api.get(&format!("/api/v1/exports/{id}"), &admin),
+        "ExportDto",
+    );
+    assert_eq!(v["state"], "collected");
+}
+
+#[test]
+fn a_submission_sent_again_with_its_idempotency_key_is_not_made_twice() {
+    let api = Api::start();
+    let token = api.token("jonas");
+    let body = json!({
+        "person": {"pseudonym": "Sasha", "names": [{"value": "Aleksandr Test"}]},
+        "facts": {"nationality": "RU", "refusal": "deserted"},
+        "programme": "eu-humanitarian-visa",
+    });
+    let send = |key: &str| {
+        let mut req = ureq::http::Request::builder()
+            .method("POST")
+            .uri(format!("{}/api/v1/cases", api.srv.base))
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json");
+        if !key.is_empty() {
+            req = req.header("idempotency-key", key);
+        }
+        let mut res = api.agent.run(req.body(body.to_string()).unwrap()).unwrap();
+        let replayed = res
+            .headers()
+            .get("idempotent-replayed")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let status = res.status().as_u16();
+        let v: Value = serde_json::from_slice(&res.body_mut().read_to_vec().unwrap()).unwrap();
+        (status, replayed, v)
+    };
+    let (status, replayed, first) = send("0192f0c1-retry-1");
+    assert_eq!((status, replayed), (201, None), "{first}");
+    let (status, replayed, again) = send("0192f0c1-retry-1");
+    assert_eq!(
+        (status, replayed.as_deref()),
+        (200, Some("true")),
+        "{again}"
+    );
+    assert_eq!(again["case"]["id"], first["case"]["id"]);
+    assert_eq!(again["application"]["id"], first["application"]["id"]);
+    let (status, _, other) = send("0192f0c1-retry-2");
+    assert_eq!(status, 201);
+    assert_ne!(other["case"]["id"], first["case"]["id"]);
+    let (status, _, err) = send("has space");
+    assert_eq!(status, 422);
+    assert_eq!(err["error"]["field"], "Idempotency-Key");
+    let q = api.ok(api.get("/api/v1/queue", &token), "QueuePage");
+    assert_eq!(q["total"], 2);
+}

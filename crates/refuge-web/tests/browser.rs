@@ -172,6 +172,16 @@ fn applicant_in_russian_without_javascript_then_staff_in_german_decide() {
     s.wait_text(&tr("de", "done-decide"));
     assert!(s.text().contains(&tr("de", "state-granted")));
     s.screenshot(&shots.join("staff-decided-de.png"));
+    // The case leaves only as an export someone else approves.
+    s.goto(&format!("{}/staff/exports", srv.base));
+    s.wait_h1(&tr("de", "exports-title"));
+    s.find("#f-cases").send_keys(&reference);
+    s.find("#f-purpose")
+        .send_keys("Für die Anwältin der Person, auf ihren Wunsch");
+    s.find("form[action='/staff/exports'] button").click();
+    s.wait_text(&tr("de", "done-export-requested"));
+    assert!(s.text().contains(&tr("de", "export-own")));
+    s.screenshot(&shots.join("staff-exports-de.png"));
     drop(s);
 
     // --- Another organisation cannot open the case by its URL. ---

@@ -668,3 +668,97 @@ fn base32_decode(s: &str) -> Vec<u8> {
     }
     out
 }
+
+#[test]
+fn an_export_is_asked_for_approved_by_someone_else_and_downloaded_once() {
+    let srv = server::start();
+    let (j, a) = (&srv.staff["jonas"], &srv.staff["admin"]);
+    let mut jonas = Client::new(&srv.base, "de");
+    jonas.sign_in(&j.login, &j.password, &srv.code("jonas"));
+    let mut admin = Client::new(&srv.base, "en");
+    admin.sign_in(&a.login, &a.password, &srv.code("admin"));
+    let (reference, _, _) = apply(&srv.base, "eu-humanitarian-visa", FACTS);
+
+    let page = jonas.get("/staff/exports");
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains(&tr("de", "exports-new")),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains(&tr("de", "nav-exports")));
+    let done = jonas.post(
+        "/staff/exports",
+        &[
+            ("csrf", &page.csrf()),
+            ("cases", &format!("{reference}\n")),
+            ("purpose", "Für die Anwältin der Person"),
+        ],
+    );
+    assert!(
+        done.body.contains(&tr("de", "done-export-requested")),
+        "{}",
+        done.body
+    );
+    assert!(done.body.contains(&tr("de", "export-own")));
+    assert!(
+        !done.body.contains("/decision\""),
+        "no approve button for the requester"
+    );
+
+    // The administrator sees it with its purpose, but no form to ask for exports.
+    let page = admin.get("/staff/exports");
+    assert!(page.body.contains("Für die Anwältin der Person"));
+    assert!(!page.body.contains("name=\"cases\""));
+    let action = page
+        .body
+        .split("action=\"")
+        .find(|s| s.starts_with("/staff/exports/") && s.contains("/decision"))
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_owned();
+    let done = admin.post(&action, &[("csrf", &page.csrf()), ("decision", "approve")]);
+    assert!(
+        done.body.contains(&tr("en", "done-export-approved")),
+        "{}",
+        done.body
+    );
+
+    // The requester downloads it once, encrypted to a passphrase of their choosing.
+    let page = jonas.get("/staff/exports");
+    let collect = action.replace("/decision", "/collect");
+    assert!(
+        page.body.contains(&format!("action=\"{collect}\"")),
+        "{}",
+        page.body
+    );
+    let weak = jonas.post(&collect, &[("csrf", &page.csrf()), ("passphrase", "kurz")]);
+    assert_eq!(weak.status, 422);
+    let file = jonas.post(
+        &collect,
+        &[
+            ("csrf", &page.csrf()),
+            ("passphrase", "Fluss Laterne Kupfer Wiese"),
+        ],
+    );
+    assert_eq!(file.status, 200);
+    assert_eq!(
+        file.header("content-type"),
+        Some("application/octet-stream")
+    );
+    assert!(
+        file.header("content-disposition")
+            .unwrap()
+            .starts_with("attachment")
+    );
+    let again = jonas.post(
+        &collect,
+        &[
+            ("csrf", &page.csrf()),
+            ("passphrase", "Fluss Laterne Kupfer Wiese"),
+        ],
+    );
+    assert_eq!(again.status, 409);
+    let page = admin.get("/staff/exports");
+    assert!(page.body.contains(&tr("en", "export-collected")));
+}

@@ -96,6 +96,10 @@ pub enum Command {
     /// API tokens of staff users for the JSON API: issue (shown once), list, revoke.
     #[command(subcommand)]
     Token(crate::token_cmd::TokenCmd),
+    /// Exports of cases: list, approve or refuse as the operator, and decrypt a collected
+    /// export file.
+    #[command(subcommand)]
+    Export(crate::export_cmd::ExportCmd),
     /// Print the current sign-in code of a demo staff user (demo instances only).
     DemoCode {
         /// The demo user's login.

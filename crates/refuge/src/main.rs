@@ -6,6 +6,7 @@
 
 mod cli;
 mod demo;
+mod export_cmd;
 mod input;
 mod output;
 mod rules_cmd;
@@ -185,6 +186,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(a) => serve::run(&ctx, &cli.programmes, a, cli.format).await,
         Command::DemoCode { login } => serve::demo_code(&ctx, &login),
         Command::Token(c) => token_cmd::run(&ctx, c, cli.format).await,
+        Command::Export(c) => export_cmd::run(&ctx, c, cli.format).await,
     }
 }
 

@@ -1,6 +1,7 @@
 //! 1,000 canary persons, with names in Cyrillic and Latin script, document numbers, notes and
 //! uploaded files that carry them, go in through the API of a running server that logs at
-//! `trace`; then a backup is made and the server is killed (so the WAL is left as it is). No
+//! `trace`; 50 of them are exported (with a purpose naming a canary, approved, collected); then
+//! a backup is made and the server is killed (so the WAL is left as it is). No
 //! file that refuge wrote (database, WAL, shared memory, key, backup, log) may contain any
 //! canary, in any letter case, as UTF-8 or UTF-16.
 
@@ -10,7 +11,7 @@ use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
-use support::{ok, refuge, serve, spawn_server};
+use support::{demo_token, ok, refuge, spawn_server};
 
 const CANARIES: usize = 1_000;
 
@@ -82,19 +83,7 @@ fn a_thousand_canaries_leave_no_trace_at_rest_in_backups_or_logs() {
     assert_eq!(hits(std::slice::from_ref(&control)).len(), 1);
     std::fs::remove_file(&control).unwrap();
 
-    let (mut demo, _) = serve(&data, &[], &["--demo"]);
-    demo.kill().unwrap();
-    demo.wait().unwrap();
-    let token: Value = serde_json::from_str(&ok(refuge(&data, &[]).args([
-        "token",
-        "new",
-        "--login",
-        "mila.counsel",
-        "--format",
-        "json",
-    ])))
-    .unwrap();
-    let token = Arc::new(token["token"].as_str().unwrap().to_owned());
+    let token = Arc::new(demo_token(&data, &[], "mila.counsel"));
 
     // The server logs everything it can to a file.
     let log = dir.path().join("serve.log");
@@ -152,6 +141,50 @@ fn a_thousand_canaries_leave_no_trace_at_rest_in_backups_or_logs() {
     for w in writers {
         w.join().unwrap();
     }
+    // An export of 50 of them, with a purpose naming a canary, approved by the operator and
+    // collected: the purpose is sealed, and the file that leaves is encrypted.
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent();
+    let auth = format!("Bearer {token}");
+    let queue: Value = agent
+        .get(&format!("{base}/api/v1/queue?limit=50"))
+        .header("authorization", &auth)
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_json()
+        .unwrap();
+    let cases: Vec<&str> = queue["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["case"]["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(cases.len(), 50);
+    let mut r = agent
+        .post(&format!("{base}/api/v1/exports"))
+        .header("authorization", &auth)
+        .send_json(json!({"cases": cases, "purpose": "For the lawyer of Pyotr Kanareikin7 (Пётр Канарейкин7)"}))
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let export: Value = r.body_mut().read_json().unwrap();
+    let id = export["id"].as_str().unwrap();
+    ok(refuge(&data, &[]).args(["export", "approve", id]));
+    let mut r = agent
+        .post(&format!("{base}/api/v1/exports/{id}/collect"))
+        .header("authorization", &auth)
+        .send_json(json!({"passphrase": "river lantern copper meadow"}))
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let file = dir.path().join("export.bin");
+    std::fs::write(&file, r.body_mut().read_to_vec().unwrap()).unwrap();
+    assert!(
+        hits(std::slice::from_ref(&file)).is_empty(),
+        "a canary in the export file"
+    );
+    std::fs::remove_file(&file).unwrap();
     // Lookups by name and document work (so the canaries are really there) ...
     let found: Value = serde_json::from_str(&ok(refuge(&data, &[]).args([
         "case",

@@ -12,7 +12,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use support::{ok, refuge, serve};
+use support::{demo_token, ok, refuge, serve};
 
 /// A small deterministic generator (xorshift64*), for the kill times.
 struct Rng(u64);
@@ -58,19 +58,7 @@ fn kill_runs(db: &[String], backend: &str) {
         ]));
     }
     // The demo instance has staff; one of them gets an API token.
-    let (mut demo, _) = serve(&data, db, &["--demo"]);
-    demo.kill().unwrap();
-    demo.wait().unwrap();
-    let token: Value = serde_json::from_str(&ok(refuge(&data, db).args([
-        "token",
-        "new",
-        "--login",
-        "mila.counsel",
-        "--format",
-        "json",
-    ])))
-    .unwrap();
-    let token = Arc::new(token["token"].as_str().unwrap().to_owned());
+    let token = Arc::new(demo_token(&data, db, "mila.counsel"));
 
     let mut rng = Rng(seed | 1);
     let mut acknowledged = BTreeSet::new();

@@ -18,7 +18,7 @@ use refuge_crypto::{Aad, DataKey, SecretString, blind_index};
 const MAX_TOTP_SECRET: usize = 64;
 
 impl SqlStore {
-    fn user_key(&self, r: &UserRow) -> Result<DataKey> {
+    pub(super) fn user_key(&self, r: &UserRow) -> Result<DataKey> {
         self.keys
             .unwrap_data_key(r.wrapped_key.as_deref().unwrap_or(&[]), &user_owner(r.id))
             .map_err(|_| StoreError::Corrupt {
@@ -36,7 +36,7 @@ impl SqlStore {
             })
     }
 
-    async fn user_row_in(&self, scope: Scope, id: UserId) -> Result<UserRow> {
+    pub(super) async fn user_row_in(&self, scope: Scope, id: UserId) -> Result<UserRow> {
         self.backend
             .user(id.0)
             .await?

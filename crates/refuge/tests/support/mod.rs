@@ -69,3 +69,14 @@ pub fn spawn_server(mut c: Command, extra: &[&str]) -> (Child, String) {
         }
     }
 }
+
+/// Make `data` a demo instance (by starting `serve --demo` once; its staff come with it) and
+/// issue an API token to the demo staff user `login`; returns the token.
+pub fn demo_token(data: &Path, db: &[String], login: &str) -> String {
+    let (mut demo, _) = serve(data, db, &["--demo"]);
+    demo.kill().unwrap();
+    demo.wait().unwrap();
+    let out = ok(refuge(data, db).args(["token", "new", "--login", login, "--format", "json"]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v["token"].as_str().unwrap().to_owned()
+}
