@@ -1,7 +1,8 @@
 //! The JSON API's request bodies, decoded exactly as the handlers' `ApiJson` extractor decodes
 //! them (`parse_json`: serde_json through serde_path_to_error, then a check for trailing
 //! bytes), through `refuge_web::decode_request_for_fuzzing`. The first input byte picks the
-//! request (check, new case, move, message, deadline, referral, answer); the rest is the body.
+//! request (check, new case, move, message, deadline, referral, answer, export, export decision,
+//! export collection); the rest is the body.
 //!
 //! Invariants:
 //! - never a panic: always `Ok` or a `WebError`;
