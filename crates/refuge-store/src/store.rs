@@ -515,8 +515,26 @@ impl SqlStore {
         let row = self.case_row(scope, key).await?;
         let person = self.person_row(row.person_id).await?;
         let dk = self.person_key(person.id, person.wrapped_key.as_deref())?;
-        let facts: Facts = self.open_json(&dk, "case", "cases", "facts", row.id, &row.facts_ct)?;
+        let facts = self.open_facts(&dk, &row)?;
         Ok((self.case_from_row(row, facts)?, dk))
+    }
+
+    /// Decrypt a person's identity with their data key. Callers that hand it to a person
+    /// (reveal, export) must make that an audited event.
+    fn open_identity(&self, dk: &DataKey, person: &PersonRow) -> Result<Person> {
+        self.open_json(
+            dk,
+            "person",
+            "persons",
+            "identity",
+            person.id,
+            &person.identity_ct,
+        )
+    }
+
+    /// Decrypt a case row's facts with its person's data key.
+    fn open_facts(&self, dk: &DataKey, row: &CaseRow) -> Result<Facts> {
+        self.open_json(dk, "case", "cases", "facts", row.id, &row.facts_ct)
     }
 
     fn case_from_row(&self, row: CaseRow, facts: Facts) -> Result<Case> {
@@ -1360,14 +1378,7 @@ impl Store for SqlStore {
         let row = self.case_row(scope, &CaseKey::Id(case)).await?;
         let person = self.person_row(row.person_id).await?;
         let dk = self.person_key(person.id, person.wrapped_key.as_deref())?;
-        let identity: Person = self.open_json(
-            &dk,
-            "person",
-            "persons",
-            "identity",
-            person.id,
-            &person.identity_ct,
-        )?;
+        let identity = self.open_identity(&dk, &person)?;
         let mut ev = self.event(
             actor,
             row.organisation_id,

@@ -321,9 +321,8 @@ async fn exported_case(
     let person = s.person_row(row.person_id).await?;
     let Some(wrapped) = person.wrapped_key.as_deref() else {
         // Erased: the case's record without anything that was sealed with the person's key.
-        let c = s.case_row(scope, &key).await?;
         return Ok(ExportedCase {
-            case: s.case_from_row(c, refuge_core::facts::Facts::default())?,
+            case: s.case_from_row(row, refuge_core::facts::Facts::default())?,
             identity: None,
             erased: true,
             applications: Vec::new(),
@@ -333,14 +332,8 @@ async fn exported_case(
         });
     };
     let dk: DataKey = s.person_key(person.id, Some(wrapped))?;
-    let identity: Person = s.open_json(
-        &dk,
-        "person",
-        "persons",
-        "identity",
-        person.id,
-        &person.identity_ct,
-    )?;
+    let identity = s.open_identity(&dk, &person)?;
+    let facts = s.open_facts(&dk, &row)?;
     let mut evidence = Vec::new();
     let listed = s.evidence_list(scope, case).await?;
     let files: usize = listed
@@ -364,7 +357,7 @@ async fn exported_case(
         });
     }
     Ok(ExportedCase {
-        case: s.case(scope, &key).await?,
+        case: s.case_from_row(row, facts)?,
         identity: Some(identity),
         erased: false,
         applications: s.applications(scope, case).await?,
