@@ -402,6 +402,22 @@ async fn apply_start(
     Ok(html(&ctx, StatusCode::OK, tpl.render()))
 }
 
+/// The case an earlier attempt of this session's application stored, if any.
+async fn stored_for(
+    st: &AppState,
+    codename: &refuge_crypto::SecretString,
+) -> Result<Option<refuge_core::case::Case>, WebError> {
+    let Some((id, org)) = st.store.case_for_codename(codename).await? else {
+        return Ok(None);
+    };
+    tracing::info!(case = %id, "portal application sent again; showing its case");
+    Ok(Some(
+        st.store
+            .case(Scope::Organisation(org), &CaseKey::Id(id))
+            .await?,
+    ))
+}
+
 #[derive(Template)]
 #[template(path = "applied.html")]
 struct AppliedPage {
@@ -461,20 +477,42 @@ async fn apply(ctx: Ctx, State(st): State<AppState>, body: Bytes) -> Result<Resp
         documents: Vec::new(),
         contacts: Vec::new(),
     };
-    let codename =
-        crate::codename::generate(st.entropy.as_ref()).map_err(|_| WebError::internal())?;
-    let (case, _application) = st
-        .store
-        .apply(
-            NewCase {
-                organisation_id: org,
-                person,
-                facts,
-            },
-            programme,
-            &codename,
-        )
-        .await?;
+    // One codename per session's application: sent again (double click, retry after an
+    // error or a lost answer), the application finds the case its first attempt stored.
+    let codename = ctx
+        .token
+        .as_deref()
+        .map(|token| {
+            st.sessions
+                .application_codename(token, || crate::codename::generate(st.entropy.as_ref()))
+        })
+        .transpose()
+        .map_err(|_| WebError::internal())?
+        .flatten()
+        .ok_or_else(|| WebError::new(StatusCode::FORBIDDEN, "csrf", "error-csrf"))?;
+    let case = match stored_for(&st, &codename).await? {
+        Some(case) => case,
+        None => match st
+            .store
+            .apply(
+                NewCase {
+                    organisation_id: org,
+                    person,
+                    facts,
+                },
+                programme,
+                &codename,
+            )
+            .await
+        {
+            Ok((case, _application)) => case,
+            // The same application, sent again while the first was being written.
+            Err(refuge_store::StoreError::Duplicate(what)) => stored_for(&st, &codename)
+                .await?
+                .ok_or(refuge_store::StoreError::Duplicate(what))?,
+            Err(e) => return Err(e.into()),
+        },
+    };
     tracing::info!(case = %case.id, "portal application");
     let (token, session) = st
         .sessions

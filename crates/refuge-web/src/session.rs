@@ -4,7 +4,7 @@
 use refuge_core::clock::Timestamp;
 use refuge_core::ids::{CaseId, OrgId, UserId};
 use refuge_core::org::Role;
-use refuge_crypto::Entropy;
+use refuge_crypto::{Entropy, SecretString};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -69,9 +69,17 @@ impl Default for Timeouts {
     }
 }
 
+/// A live session and what only the server may hold for it.
+struct Entry {
+    session: Session,
+    /// The codename this session's portal application gets (see
+    /// [`Sessions::application_codename`]). Never copied out with the session.
+    codename: Option<SecretString>,
+}
+
 /// All live sessions.
 pub struct Sessions {
-    map: Mutex<HashMap<[u8; 32], Session>>,
+    map: Mutex<HashMap<[u8; 32], Entry>>,
     timeouts: Timeouts,
     /// Sessions kept at most (the oldest idle ones go first when full).
     capacity: usize,
@@ -103,7 +111,7 @@ impl Sessions {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Session>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Entry>> {
         self.map.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -111,7 +119,7 @@ impl Sessions {
     pub fn get(&self, token: &str, now: Timestamp) -> Option<Session> {
         let k = key(token);
         let mut map = self.lock();
-        let s = map.get_mut(&k)?;
+        let s = &mut map.get_mut(&k)?.session;
         let idle = now.as_micros() - s.seen.as_micros();
         let age = now.as_micros() - s.created.as_micros();
         if idle > self.timeouts.idle_us || age > self.timeouts.absolute_us {
@@ -139,14 +147,23 @@ impl Sessions {
         let mut map = self.lock();
         if map.len() >= self.capacity {
             let cutoff = now.as_micros() - self.timeouts.idle_us;
-            map.retain(|_, s| s.seen.as_micros() > cutoff);
+            map.retain(|_, e| e.session.seen.as_micros() > cutoff);
             if map.len() >= self.capacity
-                && let Some(oldest) = map.iter().min_by_key(|(_, s)| s.seen).map(|(k, _)| *k)
+                && let Some(oldest) = map
+                    .iter()
+                    .min_by_key(|(_, e)| e.session.seen)
+                    .map(|(k, _)| *k)
             {
                 map.remove(&oldest);
             }
         }
-        map.insert(key(&token), session.clone());
+        map.insert(
+            key(&token),
+            Entry {
+                session: session.clone(),
+                codename: None,
+            },
+        );
         Ok((token, session))
     }
 
@@ -165,6 +182,28 @@ impl Sessions {
         self.create(who, now, entropy)
     }
 
+    /// The codename the portal gives this session's application: drawn by `draw` on first
+    /// use, then the same one until the session ends or is rotated (as it is once the
+    /// application has been shown). An application sent twice (a double click, a retry after
+    /// an error or a lost answer) thus carries one codename, and the store's one-case-per-
+    /// codename rule lets the second attempt find the first one's case instead of opening
+    /// another whose codename nobody was shown. Held in memory only; `None` if the session
+    /// has ended.
+    pub fn application_codename<E>(
+        &self,
+        token: &str,
+        draw: impl FnOnce() -> Result<SecretString, E>,
+    ) -> Result<Option<SecretString>, E> {
+        let mut map = self.lock();
+        let Some(entry) = map.get_mut(&key(token)) else {
+            return Ok(None);
+        };
+        if entry.codename.is_none() {
+            entry.codename = Some(draw()?);
+        }
+        Ok(entry.codename.clone())
+    }
+
     /// End a session.
     pub fn end(&self, token: &str) {
         self.lock().remove(&key(token));
@@ -172,7 +211,7 @@ impl Sessions {
 
     /// End every session of a staff user (when they are disabled).
     pub fn end_user(&self, user: UserId) {
-        self.lock().retain(|_, s| match &s.who {
+        self.lock().retain(|_, e| match &e.session.who {
             Who::Staff { user: u, .. } | Who::StaffPending { user: u } => *u != user,
             _ => true,
         });
@@ -259,5 +298,67 @@ mod tests {
         s.end_user(UserId(uuid::Uuid::nil()));
         assert!(s.get(&new, t0).is_none());
         assert!(same_token("abc", "abc") && !same_token("abc", "abd") && !same_token("a", "ab"));
+    }
+
+    #[test]
+    fn an_application_codename_is_drawn_once_per_session_and_goes_with_it() {
+        let e = SeededEntropy::new(2);
+        let s = Sessions::new(Timeouts::default(), 100);
+        let t0 = Timestamp::from_micros(10_000);
+        let (tok, _) = s.create(Who::Anonymous, t0, &e).unwrap();
+        let draws = std::cell::Cell::new(0);
+        let draw = |w: &str| {
+            draws.set(draws.get() + 1);
+            Ok::<_, ()>(SecretString::new(w.to_owned()))
+        };
+        let first = s
+            .application_codename(&tok, || draw("one"))
+            .unwrap()
+            .unwrap();
+        let again = s
+            .application_codename(&tok, || draw("two"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (first.expose(), again.expose(), draws.get()),
+            ("one", "one", 1)
+        );
+        // Another session draws its own.
+        let (other, _) = s.create(Who::Anonymous, t0, &e).unwrap();
+        let theirs = s
+            .application_codename(&other, || draw("three"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(theirs.expose(), "three");
+        // Rotating (the application was shown) or ending the session drops it.
+        let (rotated, _) = s
+            .rotate(
+                Some(&tok),
+                Who::Applicant {
+                    case: CaseId(uuid::Uuid::nil()),
+                    org: OrgId(uuid::Uuid::nil()),
+                },
+                t0,
+                &e,
+            )
+            .unwrap();
+        assert!(
+            s.application_codename(&tok, || draw("four"))
+                .unwrap()
+                .is_none()
+        );
+        let fresh = s
+            .application_codename(&rotated, || draw("five"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(fresh.expose(), "five");
+        s.end(&other);
+        assert!(
+            s.application_codename(&other, || draw("six"))
+                .unwrap()
+                .is_none()
+        );
+        // The session handed out to requests never carries it.
+        assert!(!format!("{:?}", s.get(&rotated, t0).unwrap()).contains("five"));
     }
 }

@@ -498,6 +498,99 @@ fn deadlines_referrals_and_administration() {
 }
 
 #[test]
+fn an_application_sent_twice_opens_one_case_and_shows_its_codename() {
+    // A double click, or a form sent again after an error or a lost answer: both requests
+    // carry one session, so one codename, so one case, and every answer shows that case.
+    let srv = server::start();
+    // Not a current-thread runtime: sqlx hands a used connection back to the pool from a task
+    // on the caller's runtime, which must keep running between `block_on` calls, or the
+    // server's pool runs dry.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let cases = || {
+        let counts = rt.block_on(srv.store.counts()).unwrap();
+        counts.iter().find(|(t, _)| *t == "cases").unwrap().1
+    };
+    let before = cases();
+    let rounds: i64 = 12;
+    let (mut both_shown, mut second_refused) = (0, 0);
+    for _ in 0..rounds {
+        let mut c = Client::new(&srv.base, "en");
+        let csrf = c.get("/check").csrf();
+        let mut form = vec![
+            ("csrf", csrf.as_str()),
+            ("programme", "eu-humanitarian-visa"),
+        ];
+        form.extend_from_slice(FACTS);
+        assert_eq!(c.post("/apply/start", &form).status, 200);
+        form.push(("consent", "yes"));
+        let gate = std::sync::Barrier::new(2);
+        let answers: Vec<Page> = std::thread::scope(|s| {
+            let sends: Vec<_> = (0..2)
+                .map(|_| {
+                    let mut twin = c.twin();
+                    let (form, gate) = (&form, &gate);
+                    s.spawn(move || {
+                        gate.wait();
+                        twin.post("/apply", form)
+                    })
+                })
+                .collect();
+            sends.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let shown: Vec<(String, String)> = answers
+            .iter()
+            .filter(|a| a.status == 200)
+            .map(|a| {
+                let grab = |id: &str| {
+                    let m = format!("id=\"{id}\">");
+                    let i = a.body.find(&m).unwrap() + m.len();
+                    a.body[i..].split('<').next().unwrap().to_owned()
+                };
+                (grab("reference"), grab("codename"))
+            })
+            .collect();
+        assert!(!shown.is_empty(), "neither attempt was shown its case");
+        for a in answers.iter().filter(|a| a.status != 200) {
+            // Sent after the first had rotated the session: refused, nothing stored.
+            assert_eq!(a.status, 403, "{}", a.body);
+            second_refused += 1;
+        }
+        if shown.len() == 2 {
+            both_shown += 1;
+            assert_eq!(shown[0], shown[1], "two answers, two different cases");
+        }
+        let (reference, codename) = &shown[0];
+        let opened = rt
+            .block_on(
+                srv.store
+                    .case_for_codename(&refuge_crypto::SecretString::new(codename.clone())),
+            )
+            .unwrap()
+            .expect("the codename shown opens a case");
+        let case = rt
+            .block_on(srv.store.case(
+                refuge_store::Scope::Instance,
+                &refuge_store::CaseKey::Id(opened.0),
+            ))
+            .unwrap();
+        assert_eq!(&case.reference.to_string(), reference);
+    }
+    assert_eq!(
+        cases() - before,
+        rounds,
+        "one case per application, however often it was sent \
+         ({both_shown} rounds answered both, {second_refused} refused the second)"
+    );
+    eprintln!(
+        "{rounds} double submissions: {both_shown} answered twice with one case, {second_refused} second sends refused"
+    );
+}
+
+#[test]
 fn the_applicant_answers_a_request_and_withdraws() {
     let srv = server::start();
     let (reference, codename, _) = apply(&srv.base, "eu-humanitarian-visa", FACTS);

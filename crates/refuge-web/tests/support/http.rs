@@ -79,6 +79,13 @@ impl Client {
         }
     }
 
+    /// A second client holding the same session (another tab, or the same form sent twice).
+    pub fn twin(&self) -> Client {
+        let mut c = Client::new(&self.base, &self.lang);
+        c.cookie = self.cookie.clone();
+        c
+    }
+
     /// The `Cookie` header this client sends.
     pub fn cookie_header(&self) -> String {
         self.cookie
