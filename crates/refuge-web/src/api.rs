@@ -391,6 +391,12 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, WebError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(bad_request("The body is empty: send a JSON object."));
     }
+    // serde would read a struct from an array of its fields in order; every body is an object.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(bad_request(
+            "The body must be a JSON object ({...}), not an array or a single value.",
+        ));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -402,7 +408,8 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, WebError> {
 }
 
 /// Decodes `bytes` as the handlers decode a request body (with [`ApiJson`]), as the body of
-/// request `kind` modulo 7: check, new case, move, message, deadline, referral, answer. For the
+/// request `kind` modulo 10: check, new case, move, message, deadline, referral, answer,
+/// export request, export decision, collection. For the
 /// fuzz targets in `fuzz/` only: not part of the crate's interface.
 #[doc(hidden)]
 pub fn decode_request_for_fuzzing(kind: u8, bytes: &[u8]) -> Result<(), WebError> {

@@ -1023,7 +1023,27 @@ fn errors_are_json_with_code_message_and_field() {
             .contains("JSON")
     );
     assert_eq!(raw("/api/v1/cases", b"").error().1, "bad_request");
-    assert_eq!(raw("/api/v1/cases", b"[1, 2]").error().0, 422);
+    // A struct could be read from an array of its fields: every body must be an object.
+    for (path, body) in [
+        ("/api/v1/cases", &b"[1, 2]"[..]),
+        ("/api/v1/check", b" [{}]"),
+        ("/api/v1/check", b"\"facts\""),
+        ("/api/v1/check", b"null"),
+    ] {
+        let r = raw(path, body);
+        assert_eq!(r.error(), (400, "bad_request".into(), None), "{path}");
+        assert!(
+            r.json()["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("object")
+        );
+    }
+    assert_eq!(
+        raw("/api/v1/check", b" {}").error().0,
+        422,
+        "an object is read"
+    );
 
     let person = json!({"pseudonym": "Sasha"});
     for (body, field) in [
