@@ -1105,8 +1105,8 @@ impl Backend for SqliteBackend {
                     copied,
                     "erasure committed, but readers kept the WAL busy, so it was not truncated: \
                      the old row versions stay in the WAL file until a running server's \
-                     background checkpointer truncates it (every 5 s when no reader is in the \
-                     way) or the last connection to the database closes"
+                     background checkpointer truncates it (at the next lull, at most every \
+                     5 s) or the last connection to the database closes"
                 );
                 break Ok(());
             }
