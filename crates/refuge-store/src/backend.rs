@@ -359,6 +359,9 @@ pub(crate) trait Backend: Send + Sync + 'static {
     async fn user_for_token(&self, token_hash: &[u8]) -> Result<Option<(UserRow, Option<i64>)>>;
     /// A user's API tokens, oldest first.
     async fn api_tokens_of_user(&self, user: Uuid) -> Result<Vec<ApiTokenRow>>;
+    /// Revoked API tokens (a count that only grows), the sum of every user's version (grows
+    /// with any change to a user), and the ids of the disabled users.
+    async fn access_state(&self) -> Result<(i64, i64, Vec<Uuid>)>;
     /// Cases in id order (oldest first), of one organisation (with the cases referred to it
     /// and accepted) or all, after a cursor.
     async fn cases(

@@ -123,6 +123,17 @@ pub struct ApiToken {
     pub revoked_at: Option<Timestamp>,
 }
 
+/// What decides staff access and can change outside a running server (see
+/// [`Store::access_state`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessState {
+    /// Changes whenever an API token is revoked or a staff user changes (disabled, enabled,
+    /// roles, credentials); compare two readings for equality only.
+    pub generation: (u64, u64),
+    /// The staff users disabled now.
+    pub disabled: Vec<UserId>,
+}
+
 /// Which applications a queue shows.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct QueueFilter {
@@ -301,6 +312,10 @@ pub trait Store: Send + Sync {
     /// The user an API token (by its SHA-256) belongs to; `None` if it is unknown or revoked,
     /// or its user is disabled.
     async fn user_for_token(&self, token_hash: [u8; 32]) -> Result<Option<User>>;
+    /// What decides staff access and can change outside this process (the command line, or
+    /// another server on the same database): a running server polls it to forget cached
+    /// tokens and end disabled users' sessions.
+    async fn access_state(&self) -> Result<AccessState>;
     /// Revoke an API token of a user within scope.
     async fn revoke_api_token(
         &self,

@@ -852,6 +852,23 @@ impl Backend for SqliteBackend {
             .collect::<Result<_, _>>()?)
     }
 
+    async fn access_state(&self) -> Result<(i64, i64, Vec<Uuid>)> {
+        let (revoked, versions): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM api_tokens WHERE revoked_at IS NOT NULL), \
+             (SELECT coalesce(sum(version), 0) FROM users)",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let disabled: Vec<(Uuid,)> = sqlx::query_as("SELECT id FROM users WHERE disabled <> 0")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok((
+            revoked,
+            versions,
+            disabled.into_iter().map(|(id,)| id).collect(),
+        ))
+    }
+
     async fn case_records(&self, case_id: Uuid) -> Result<Vec<Uuid>> {
         let rows: Vec<(Uuid,)> = sqlx::query_as(
             "SELECT id FROM applications WHERE case_id = ?1 UNION ALL SELECT id FROM evidence WHERE case_id = ?1 \

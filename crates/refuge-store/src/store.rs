@@ -19,8 +19,8 @@ use crate::keys::{self, KeySource, Keyring};
 use crate::rows::*;
 use crate::writer::{Op, Outcome, PendingEvent, Writer};
 use crate::{
-    ApiToken, CaseKey, CaseSummary, Credentials, Lookup, NewCase, QueueFilter, QueueItem, Scope,
-    SecretBytes, Store,
+    AccessState, ApiToken, CaseKey, CaseSummary, Credentials, Lookup, NewCase, QueueFilter,
+    QueueItem, Scope, SecretBytes, Store,
 };
 use async_trait::async_trait;
 use refuge_core::application::{Application, ApplicationState, Decision, Move, ProgrammeId};
@@ -1297,6 +1297,14 @@ impl Store for SqlStore {
             }
             Err(e) => Err(e),
         }
+    }
+
+    async fn access_state(&self) -> Result<AccessState> {
+        let (revoked, versions, disabled) = self.backend.access_state().await?;
+        Ok(AccessState {
+            generation: (to_u64(revoked), to_u64(versions)),
+            disabled: disabled.into_iter().map(UserId).collect(),
+        })
     }
 
     async fn case(&self, scope: Scope, key: &CaseKey) -> Result<Case> {

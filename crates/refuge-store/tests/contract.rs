@@ -2833,9 +2833,19 @@ async fn staff_credentials_and_api_tokens(env: Env) {
             .await,
         Err(StoreError::NotFound { what: "user", .. })
     ));
+    let access = s.access_state().await.unwrap();
+    assert!(access.disabled.is_empty(), "{access:?}");
+    assert_eq!(
+        s.access_state().await.unwrap(),
+        access,
+        "unchanged while nothing changes"
+    );
     s.set_user_disabled(Actor::Operator, mine, user.id, true)
         .await
         .unwrap();
+    let disabled = s.access_state().await.unwrap();
+    assert_ne!(disabled.generation, access.generation, "a user disabled");
+    assert_eq!(disabled.disabled, vec![user.id]);
     assert_eq!(s.user_for_token(hash).await.unwrap(), None);
     assert!(
         s.user_credentials(&login)
@@ -2855,9 +2865,14 @@ async fn staff_credentials_and_api_tokens(env: Env) {
         s.revoke_api_token(Actor::Operator, theirs, hash).await,
         Err(StoreError::NotFound { .. })
     ));
+    let before = s.access_state().await.unwrap();
+    assert!(before.disabled.is_empty(), "enabled again");
+    assert_ne!(before.generation, disabled.generation, "a user enabled");
     s.revoke_api_token(Actor::User(user.id), mine, hash)
         .await
         .unwrap();
+    let after = s.access_state().await.unwrap();
+    assert_ne!(after.generation, before.generation, "a token revoked");
     assert_eq!(s.user_for_token(hash).await.unwrap(), None);
     assert!(matches!(
         s.revoke_api_token(Actor::Operator, mine, hash).await,

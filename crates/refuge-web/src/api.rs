@@ -3,8 +3,9 @@
 //! - **Authentication**: `Authorization: Bearer rf_…`, a token issued with `refuge token new`.
 //!   The store keeps only its SHA-256; a token names one staff user, whose organisation is the
 //!   scope of every call and whose roles decide what they may do. Token lookups are cached in
-//!   memory for at most [`TOKEN_TTL_US`], so a token revoked elsewhere (the CLI) stops working
-//!   within 30 seconds, and at once when it is revoked through this process.
+//!   memory for at most [`TOKEN_TTL_US`]. A token revoked through this process stops working
+//!   at once; one revoked elsewhere (the CLI, another server) within [`ACCESS_WATCH`], when
+//!   [`watch_access`] runs beside the server (as `refuge serve` runs it), else within 30 s.
 //! - **The document**: every route is registered with [`routes!`] from a handler annotated
 //!   with `#[utoipa::path]`, so `GET /api/v1/openapi.json` is generated from the handlers
 //!   themselves and cannot omit one.
@@ -219,6 +220,44 @@ impl TokenCache {
     /// Forget every token of a user (when they are disabled).
     pub(crate) fn forget_user(&self, user: UserId) {
         self.lock().retain(|_, c| c.user != user);
+    }
+
+    /// Forget every token (access changed outside this process).
+    pub(crate) fn clear(&self) {
+        self.lock().clear();
+    }
+}
+
+/// How often [`watch_access`] looks, by default.
+pub const ACCESS_WATCH: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Keep this server's view of staff access in step with changes made outside it
+/// (`refuge token revoke`, or another server on the same database): every `every`, read
+/// [`refuge_store::Store::access_state`]; when it has changed, forget every cached API token
+/// and end the sessions of disabled users. Runs until the task is dropped; spawn it beside
+/// the server.
+pub async fn watch_access(state: AppState, every: std::time::Duration) {
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut seen = None;
+    loop {
+        ticker.tick().await;
+        match state.store.access_state().await {
+            Ok(now) => {
+                if seen.is_some_and(|g| g != now.generation) {
+                    state.api_tokens.clear();
+                    for user in &now.disabled {
+                        state.sessions.end_user(*user);
+                    }
+                    tracing::info!(
+                        disabled = now.disabled.len(),
+                        "staff access changed outside this server: cached API tokens forgotten"
+                    );
+                }
+                seen = Some(now.generation);
+            }
+            Err(e) => tracing::warn!(error = %e, "could not read the staff access state"),
+        }
     }
 }
 

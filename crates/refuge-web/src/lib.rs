@@ -42,7 +42,7 @@ use std::sync::Arc;
 
 #[doc(hidden)]
 pub use api::decode_request_for_fuzzing;
-pub use api::{api_token_hash, new_api_token};
+pub use api::{ACCESS_WATCH, api_token_hash, new_api_token, watch_access};
 pub use page::WebError;
 /// What an evidence upload is, judged by its content (PDF, PNG, JPEG or plain text; `None`:
 /// refused). Public for the fuzz targets in `fuzz/`.

@@ -136,9 +136,17 @@ pub async fn run(
     }
     println!();
     println!("Stop with Ctrl-C.");
-    axum::serve(listener, refuge_web::app(state))
+    // Token revocations and disabled users from outside this process (`refuge token revoke`,
+    // another server on the same database) reach the server's caches within seconds.
+    let watcher = tokio::spawn(refuge_web::watch_access(
+        state.clone(),
+        refuge_web::ACCESS_WATCH,
+    ));
+    let served = axum::serve(listener, refuge_web::app(state))
         .with_graceful_shutdown(shutdown())
-        .await?;
+        .await;
+    watcher.abort();
+    served?;
     store.close().await;
     Ok(ExitCode::SUCCESS)
 }

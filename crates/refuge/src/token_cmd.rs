@@ -254,7 +254,7 @@ async fn revoke(store: &SqlStore, a: RevokeArgs, format: Format) -> anyhow::Resu
         ),
         Format::Text => {
             println!("Revoked API token {id} of user {}.", user.id);
-            println!("A server already running may accept it for up to 30 seconds more.");
+            println!("A server already running refuses it within 2 seconds.");
         }
     }
     Ok(())
