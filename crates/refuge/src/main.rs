@@ -217,8 +217,24 @@ async fn init(ctx: &Ctx, out: &Out, a: cli::InitArgs) -> anyhow::Result<ExitCode
     Ok(ExitCode::SUCCESS)
 }
 
+/// Whether the instance `ctx` names has yet to be created: no SQLite file in the data
+/// directory, or (with --database-url) a database holding no instance.
+async fn no_instance_yet(ctx: &Ctx) -> anyhow::Result<bool> {
+    if ctx.default_url {
+        return Ok(!ctx.data.join("refuge.db").exists());
+    }
+    match refuge_store::open(ctx.config()?).await {
+        Ok(store) => {
+            store.close().await;
+            Ok(false)
+        }
+        Err(refuge_store::StoreError::NotInitialised) => Ok(true),
+        Err(e) => Err(e.into()),
+    }
+}
+
 async fn run_demo(ctx: &Ctx, out: &Out) -> anyhow::Result<ExitCode> {
-    let fresh = ctx.default_url && !ctx.data.join("refuge.db").exists();
+    let fresh = no_instance_yet(ctx).await?;
     if fresh {
         let (kind, name) = demo::first_organisation()?;
         init(

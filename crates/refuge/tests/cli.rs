@@ -841,3 +841,44 @@ fn keys_rotate_moves_a_passphrase_instance_to_a_new_passphrase() {
     assert!(run(new, None, &["audit", "verify"]).status.success());
     assert_eq!(run(old, None, &["case", "list"]).status.code(), Some(2));
 }
+
+/// `refuge demo` (which `serve --demo` runs first) on a data directory and a database URL.
+fn demo_on(dir: &Path, extra: &[&str]) {
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_refuge"))
+            .arg("--data")
+            .arg(dir.join("data"))
+            .args(extra)
+            .args(args)
+            .env_remove("REFUGE_PASSPHRASE")
+            .env_remove("REFUGE_DATABASE_URL")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let first: Value = serde_json::from_str(&run(&["demo", "--format", "json"])).unwrap();
+    assert_eq!(first["created"], true, "{first}");
+    let cases = first["cases"].as_array().unwrap().len();
+    assert!(cases > 0);
+    assert!(dir.join("data/instance.key").exists());
+    // Again: the same instance, not a second one, and no second copy of the demo persons.
+    let again: Value = serde_json::from_str(&run(&["demo", "--format", "json"])).unwrap();
+    assert_eq!(again["created"], false, "{again}");
+    assert_eq!(again["cases"].as_array().unwrap().len(), cases);
+    assert!(run(&["audit", "verify"]).contains("OK: "));
+}
+
+#[test]
+fn demo_sets_up_an_instance_on_sqlite_and_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    demo_on(dir.path(), &[]);
+    if let Some(url) = fresh_pg("demo") {
+        let dir = tempfile::tempdir().unwrap();
+        demo_on(dir.path(), &["--database-url", &url]);
+    }
+}
