@@ -32,6 +32,8 @@ struct Route {
     method: &'static str,
     path: &'static str,
     allowed: &'static [Role],
+    /// A permission checked inside the route, beyond the route's own (see [`within`]).
+    within: Option<&'static str>,
 }
 
 const ROUTES: &[Route] = &[
@@ -77,6 +79,10 @@ const ROUTES: &[Route] = &[
     r("GET", "/api/v1/exports/{id}", REVIEW),
     r("POST", "/api/v1/exports/{id}/decision", REVIEW),
     r("POST", "/api/v1/exports/{id}/collect", CASEWORK),
+    // Recording a decision is a move, open to every casework role, that only decision
+    // makers may make.
+    within("POST", "/api/v1/applications/{id}/moves", "decide", &[D]),
+    within("POST", "/staff/cases/{id}/act", "decide", &[D]),
 ];
 
 /// Routes open to anyone (sign-in, the API description, revoking one's own token last) and
@@ -110,6 +116,24 @@ const fn r(method: &'static str, path: &'static str, allowed: &'static [Role]) -
         method,
         path,
         allowed,
+        within: None,
+    }
+}
+
+/// A permission the handler of a route checks for one kind of request (`what`): the request
+/// is built so that passing that check ends in a `422` (a field left out on purpose), which
+/// counts as access, and nothing is written.
+const fn within(
+    method: &'static str,
+    path: &'static str,
+    what: &'static str,
+    allowed: &'static [Role],
+) -> Route {
+    Route {
+        method,
+        path,
+        allowed,
+        within: Some(what),
     }
 }
 
@@ -403,9 +427,10 @@ fn every_route_admits_exactly_the_roles_it_should_in_their_own_organisation_only
                 let should_refuse = !may || whose == "other";
                 if refused != should_refuse {
                     wrong.push(format!(
-                        "{:?} {} {path} ({whose}): {status}, expected {}",
+                        "{:?} {} {path}{} ({whose}): {status}, expected {}",
                         caller.role,
                         route.method,
+                        route.within.map(|w| format!(" [{w}]")).unwrap_or_default(),
                         if should_refuse { "a refusal" } else { "access" }
                     ));
                 }
@@ -418,9 +443,10 @@ fn every_route_admits_exactly_the_roles_it_should_in_their_own_organisation_only
         wrong.len(),
         wrong.join("\n")
     );
+    let inside = ROUTES.iter().filter(|r| r.within.is_some()).count();
     eprintln!(
-        "{checked} requests: {} routes × {} roles × own/other organisation, all as expected",
-        ROUTES.len(),
+        "{checked} requests: ({} routes + {inside} permissions within them) × {} roles × own/other organisation, all as expected",
+        ROUTES.len() - inside,
         ALL.len()
     );
 }
@@ -432,6 +458,14 @@ fn page_form(route: &Route, role: Role, rec: &Records) -> Vec<(String, String)> 
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect::<Vec<_>>()
     };
+    if route.within == Some("decide") {
+        // No outcome: a decision maker gets `422` for it, anyone else `403` before that.
+        return vec![
+            ("action".into(), "decide".into()),
+            ("application".into(), rec.application.clone()),
+            ("version".into(), rec.application_version.to_string()),
+        ];
+    }
     match route.path {
         "/staff/cases/{id}/act" => kv(&[
             ("action", "deadline"),
@@ -468,6 +502,12 @@ fn api_body(
     theirs: refuge_core::ids::OrgId,
 ) -> Option<(&'static str, Vec<u8>)> {
     let json = |v: serde_json::Value| Some(("application/json", v.to_string().into_bytes()));
+    if route.within == Some("decide") {
+        // No `decision`: a decision maker gets `422` for it, anyone else `403` before that.
+        return json(serde_json::json!({
+            "to": "granted", "expected_version": rec.application_version
+        }));
+    }
     match (route.method, route.path) {
         ("POST", "/api/v1/check") => json(serde_json::json!({"facts": {}})),
         ("POST", "/api/v1/cases") => json(serde_json::json!({
