@@ -5,22 +5,15 @@
 mod support;
 
 use serde_json::{Value, json};
-use std::process::Stdio;
-use support::{demo_token, ok, refuge, spawn_server};
+use support::{agent, demo_server, ok, refuge};
 
 #[test]
 fn an_export_is_approved_by_the_operator_and_decrypted_offline() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let token = demo_token(&data, &[], "mila.counsel");
+    let (mut server, base, token) = demo_server(&data, "mila.counsel");
     let auth = format!("Bearer {token}");
-    let mut c = refuge(&data, &[]);
-    c.stderr(Stdio::null());
-    let (mut server, base) = spawn_server(c, &[]);
-    let agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .new_agent();
+    let agent = agent();
     let post = |path: &str, body: Value| {
         agent
             .post(&format!("{base}{path}"))

@@ -3,22 +3,15 @@
 
 mod support;
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
-use support::{demo_token, ok, refuge, spawn_server};
+use support::{agent, demo_server, ok, refuge};
 
 #[test]
 fn a_token_revoked_from_the_command_line_stops_working_within_seconds() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let token = demo_token(&data, &[], "jonas.visa");
-    let mut c = refuge(&data, &[]);
-    c.stderr(Stdio::null());
-    let (mut server, base) = spawn_server(c, &[]);
-    let agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .new_agent();
+    let (mut server, base, token) = demo_server(&data, "jonas.visa");
+    let agent = agent();
     let status = || {
         agent
             .get(&format!("{base}/api/v1/queue"))

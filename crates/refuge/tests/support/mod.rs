@@ -80,3 +80,21 @@ pub fn demo_token(data: &Path, db: &[String], login: &str) -> String {
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     v["token"].as_str().unwrap().to_owned()
 }
+
+/// An HTTP client that hands back every answer, whatever its status.
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent()
+}
+
+/// A demo instance in `data`, served in the background (its log discarded), with an API token
+/// of the demo staff user `login`: returns the server, its base URL and the token.
+pub fn demo_server(data: &Path, login: &str) -> (Child, String, String) {
+    let token = demo_token(data, &[], login);
+    let mut c = refuge(data, &[]);
+    c.stderr(Stdio::null());
+    let (server, base) = spawn_server(c, &[]);
+    (server, base, token)
+}
