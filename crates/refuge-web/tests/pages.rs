@@ -747,6 +747,80 @@ fn disabling_a_user_stops_their_api_token_at_once() {
     assert_eq!(me(), 401, "no grace period from the cache");
 }
 
+#[test]
+fn a_user_disabled_through_another_server_loses_their_session_here_within_seconds() {
+    // Two servers on one database: "b" is the test server, "a" a second one over the same
+    // store, with the access watch that `refuge serve` runs. The administrator disables jonas
+    // on b; jonas's session on a must end without anyone touching a.
+    let srv = server::start();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let state = refuge_web::AppState::new(
+        srv.store.clone(),
+        std::sync::Arc::new(
+            refuge_rules::library::Library::load(&server::programmes_dir()).unwrap(),
+        ),
+        std::sync::Arc::new(refuge_core::clock::SystemClock),
+        std::sync::Arc::new(refuge_crypto::OsSeededEntropy::new().unwrap()),
+        refuge_web::WebConfig::default(),
+    )
+    .unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let base_a = format!("http://{}", listener.local_addr().unwrap());
+    rt.spawn(refuge_web::watch_access(
+        state.clone(),
+        std::time::Duration::from_millis(200),
+    ));
+    rt.spawn(async move { axum::serve(listener, refuge_web::app(state)).await });
+
+    let j = &srv.staff["jonas"];
+    let mut jonas = Client::new(&base_a, "en");
+    jonas.sign_in(&j.login, &j.password, &srv.code("jonas"));
+    assert_eq!(jonas.get("/staff").status, 200);
+    let user = rt
+        .block_on(srv.store.user_credentials(&j.login.parse().unwrap()))
+        .unwrap()
+        .unwrap()
+        .user;
+
+    let a = &srv.staff["admin"];
+    let mut admin = Client::new(&srv.base, "en");
+    admin.sign_in(&a.login, &a.password, &srv.code("admin"));
+    let page = admin.get("/staff/admin");
+    let r = admin.post(
+        &format!("/staff/admin/users/{}/disabled", user.id),
+        &[("csrf", &page.csrf()), ("disabled", "yes")],
+    );
+    assert!(
+        r.body.contains(&tr("en", "done-user-disabled")),
+        "{}",
+        r.body
+    );
+    let disabled = std::time::Instant::now();
+    loop {
+        let page = jonas.get("/staff");
+        if page.status == 303 {
+            assert_eq!(page.header("location"), Some("/staff/login"));
+            break;
+        }
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert!(
+            disabled.elapsed() < std::time::Duration::from_secs(5),
+            "the disabled user's session on the other server still works 5 s later"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    eprintln!(
+        "session on the other server ended {:.1?} after the user was disabled",
+        disabled.elapsed()
+    );
+}
+
 fn base32_decode(s: &str) -> Vec<u8> {
     const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
     let (mut buf, mut bits, mut out) = (0u32, 0u32, Vec::new());
