@@ -180,10 +180,7 @@ fn fill(path: &str, rec: &Records) -> String {
 #[test]
 fn every_route_admits_exactly_the_roles_it_should_in_their_own_organisation_only() {
     let srv = server::start();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = server::store_runtime();
     let store = srv.store.clone();
     let entropy = refuge_crypto::OsSeededEntropy::new().unwrap();
     let (mine, theirs, third) = (srv.embassy, srv.authority, srv.ngo);

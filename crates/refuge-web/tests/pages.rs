@@ -502,14 +502,7 @@ fn an_application_sent_twice_opens_one_case_and_shows_its_codename() {
     // A double click, or a form sent again after an error or a lost answer: both requests
     // carry one session, so one codename, so one case, and every answer shows that case.
     let srv = server::start();
-    // Not a current-thread runtime: sqlx hands a used connection back to the pool from a task
-    // on the caller's runtime, which must keep running between `block_on` calls, or the
-    // server's pool runs dry.
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = server::store_runtime();
     let cases = || {
         let counts = rt.block_on(srv.store.counts()).unwrap();
         counts.iter().find(|(t, _)| *t == "cases").unwrap().1
@@ -698,10 +691,7 @@ fn only_instance_admins_create_organisations() {
 fn disabling_a_user_stops_their_api_token_at_once() {
     let srv = server::start();
     let jonas = &srv.staff["jonas"];
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = server::store_runtime();
     let user = rt
         .block_on(srv.store.user_credentials(&jonas.login.parse().unwrap()))
         .unwrap()
@@ -753,11 +743,7 @@ fn a_user_disabled_through_another_server_loses_their_session_here_within_second
     // store, with the access watch that `refuge serve` runs. The administrator disables jonas
     // on b; jonas's session on a must end without anyone touching a.
     let srv = server::start();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = server::store_runtime();
     let state = refuge_web::AppState::new(
         srv.store.clone(),
         std::sync::Arc::new(

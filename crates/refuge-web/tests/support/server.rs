@@ -44,6 +44,18 @@ impl TestServer {
     }
 }
 
+/// A runtime for a test's own calls to `TestServer::store`. Not a current-thread one: sqlx
+/// hands a used connection back to the pool from a task on the caller's runtime, which must
+/// keep running between `block_on` calls, or the server's pool (four connections on SQLite)
+/// runs dry and its requests wait 30 s for a connection.
+pub fn store_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 pub fn programmes_dir() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../programmes")
 }
