@@ -490,28 +490,26 @@ async fn apply(ctx: Ctx, State(st): State<AppState>, body: Bytes) -> Result<Resp
         .map_err(|_| WebError::internal())?
         .flatten()
         .ok_or_else(|| WebError::new(StatusCode::FORBIDDEN, "csrf", "error-csrf"))?;
-    let case = match stored_for(&st, &codename).await? {
-        Some(case) => case,
-        None => match st
-            .store
-            .apply(
-                NewCase {
-                    organisation_id: org,
-                    person,
-                    facts,
-                },
-                programme,
-                &codename,
-            )
-            .await
-        {
-            Ok((case, _application)) => case,
-            // The same application, sent again while the first was being written.
-            Err(refuge_store::StoreError::Duplicate(what)) => stored_for(&st, &codename)
-                .await?
-                .ok_or(refuge_store::StoreError::Duplicate(what))?,
-            Err(e) => return Err(e.into()),
-        },
+    let case = match st
+        .store
+        .apply(
+            NewCase {
+                organisation_id: org,
+                person,
+                facts,
+            },
+            programme,
+            &codename,
+        )
+        .await
+    {
+        Ok((case, _application)) => case,
+        // The codename has its case already: this application, sent again (at the same time,
+        // or after an attempt that stored it but whose answer was lost).
+        Err(refuge_store::StoreError::Duplicate(what)) => stored_for(&st, &codename)
+            .await?
+            .ok_or(refuge_store::StoreError::Duplicate(what))?,
+        Err(e) => return Err(e.into()),
     };
     tracing::info!(case = %case.id, "portal application");
     let (token, session) = st
