@@ -340,16 +340,7 @@ fn every_route_admits_exactly_the_roles_it_should_in_their_own_organisation_only
         .map(|r| r.path)
         .chain(NOT_BY_ROLE.iter().copied())
         .collect();
-    let state = refuge_web::AppState::new(
-        store.clone(),
-        std::sync::Arc::new(
-            refuge_rules::library::Library::load(&server::programmes_dir()).unwrap(),
-        ),
-        std::sync::Arc::new(refuge_core::clock::SystemClock),
-        std::sync::Arc::new(refuge_crypto::OsSeededEntropy::new().unwrap()),
-        refuge_web::WebConfig::default(),
-    )
-    .unwrap();
+    let state = server::state_over(store.clone());
     let debug = format!("{:?}", refuge_web::app(state));
     let routed: BTreeSet<String> = debug
         .split('"')

@@ -721,19 +721,7 @@ fn disabling_a_user_stops_their_api_token_at_once() {
     };
     assert_eq!(me(), 200);
     assert_eq!(me(), 200, "served from the cache");
-    let admin = &srv.staff["admin"];
-    let mut a = Client::new(&srv.base, "en");
-    a.sign_in(&admin.login, &admin.password, &srv.code("admin"));
-    let page = a.get("/staff/admin");
-    let r = a.post(
-        &format!("/staff/admin/users/{}/disabled", user.id),
-        &[("csrf", &page.csrf()), ("disabled", "yes")],
-    );
-    assert!(
-        r.body.contains(&tr("en", "done-user-disabled")),
-        "{}",
-        r.body
-    );
+    disable_as_admin(&srv, user.id);
     assert_eq!(me(), 401, "no grace period from the cache");
 }
 
@@ -744,16 +732,7 @@ fn a_user_disabled_through_another_server_loses_their_session_here_within_second
     // on b; jonas's session on a must end without anyone touching a.
     let srv = server::start();
     let rt = server::store_runtime();
-    let state = refuge_web::AppState::new(
-        srv.store.clone(),
-        std::sync::Arc::new(
-            refuge_rules::library::Library::load(&server::programmes_dir()).unwrap(),
-        ),
-        std::sync::Arc::new(refuge_core::clock::SystemClock),
-        std::sync::Arc::new(refuge_crypto::OsSeededEntropy::new().unwrap()),
-        refuge_web::WebConfig::default(),
-    )
-    .unwrap();
+    let state = server::state_over(srv.store.clone());
     let listener = rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
@@ -774,19 +753,7 @@ fn a_user_disabled_through_another_server_loses_their_session_here_within_second
         .unwrap()
         .user;
 
-    let a = &srv.staff["admin"];
-    let mut admin = Client::new(&srv.base, "en");
-    admin.sign_in(&a.login, &a.password, &srv.code("admin"));
-    let page = admin.get("/staff/admin");
-    let r = admin.post(
-        &format!("/staff/admin/users/{}/disabled", user.id),
-        &[("csrf", &page.csrf()), ("disabled", "yes")],
-    );
-    assert!(
-        r.body.contains(&tr("en", "done-user-disabled")),
-        "{}",
-        r.body
-    );
+    disable_as_admin(&srv, user.id);
     let disabled = std::time::Instant::now();
     loop {
         let page = jonas.get("/staff");
@@ -804,6 +771,23 @@ fn a_user_disabled_through_another_server_loses_their_session_here_within_second
     eprintln!(
         "session on the other server ended {:.1?} after the user was disabled",
         disabled.elapsed()
+    );
+}
+
+/// The test server's organisation administrator disables `user` through the admin page.
+fn disable_as_admin(srv: &server::TestServer, user: refuge_core::ids::UserId) {
+    let a = &srv.staff["admin"];
+    let mut admin = Client::new(&srv.base, "en");
+    admin.sign_in(&a.login, &a.password, &srv.code("admin"));
+    let page = admin.get("/staff/admin");
+    let r = admin.post(
+        &format!("/staff/admin/users/{user}/disabled"),
+        &[("csrf", &page.csrf()), ("disabled", "yes")],
+    );
+    assert!(
+        r.body.contains(&tr("en", "done-user-disabled")),
+        "{}",
+        r.body
     );
 }
 

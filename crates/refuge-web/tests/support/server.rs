@@ -56,6 +56,19 @@ pub fn store_runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// Another web application over `store`, with the default settings and the shipped
+/// programmes (a second server on the same database, or the router to inspect).
+pub fn state_over(store: Arc<dyn Store>) -> AppState {
+    AppState::new(
+        store,
+        Arc::new(Library::load(&programmes_dir()).unwrap()),
+        Arc::new(SystemClock),
+        Arc::new(OsSeededEntropy::new().unwrap()),
+        WebConfig::default(),
+    )
+    .unwrap()
+}
+
 pub fn programmes_dir() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../programmes")
 }
